@@ -1,0 +1,68 @@
+/* Node configuration: defaults, then a YAML file (libcyaml), then ROOST_*
+ * environment variables, then command-line options. */
+#ifndef ROOST_CONFIG_H
+#define ROOST_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ROOST_CONFIG_MAX_DOMAINS 64
+#define ROOST_CONFIG_MAX_BIND 8
+
+typedef struct {
+    /* node */
+    char *node_id;                 /* NULL: random at start */
+    char *domains[ROOST_CONFIG_MAX_DOMAINS];
+    size_t n_domains;
+    /* c2s listener */
+    char *c2s_bind[ROOST_CONFIG_MAX_BIND];   /* default "0.0.0.0", "::" */
+    size_t n_c2s_bind;
+    int c2s_port;                  /* default 5222 */
+    int allow_plaintext_auth;      /* default 0: only on loopback */
+    /* redis */
+    char *redis_host;              /* default "127.0.0.1" */
+    int redis_port;                /* default 6379 */
+    char *redis_password;          /* default NULL */
+    int redis_db;                  /* default 0 */
+    unsigned redis_timeout_ms;     /* default 2000 */
+    /* limits */
+    size_t max_stanza_size;        /* default 262144 */
+    size_t max_stanza_size_preauth;/* default 16384 */
+    unsigned max_depth;            /* default 32 */
+    unsigned max_attrs;            /* default 32 */
+    unsigned auth_timeout_s;       /* default 30 */
+    unsigned max_resources;        /* default 10 */
+    size_t write_high_watermark;   /* default 262144: stop reading */
+    size_t write_low_watermark;    /* default 65536: read again */
+    size_t write_max;              /* default 4194304: disconnect */
+    /* log */
+    char *log_level;               /* default "info" */
+} roost_config_t;
+
+/* Fills *cfg with defaults. 0/ENOMEM. */
+int roost_config_defaults(roost_config_t *cfg);
+
+/* Loads path (may be NULL: defaults only), then applies environment
+ * overrides (ROOST_NODE_ID, ROOST_DOMAINS=a,b, ROOST_C2S_BIND=a,b,
+ * ROOST_C2S_PORT, ROOST_ALLOW_PLAINTEXT_AUTH, ROOST_REDIS_HOST,
+ * ROOST_REDIS_PORT, ROOST_REDIS_PASSWORD, ROOST_REDIS_DB,
+ * ROOST_REDIS_TIMEOUT_MS, ROOST_LOG_LEVEL, ROOST_LIMITS_<KEY>), and
+ * validates. On error returns ROOST_EINVAL and writes a message naming the
+ * offending key into err (size errlen). */
+int roost_config_load(roost_config_t *cfg, const char *path, char *err, size_t errlen);
+
+/* Sets one option by its dotted YAML name ("redis.port", "c2s.bind",
+ * "domains", "limits.max_stanza_size", ...) from a string, as the command
+ * line does. ROOST_EINVAL with a message in err on a bad key or value. */
+int roost_config_set(roost_config_t *cfg, const char *key, const char *value,
+                     char *err, size_t errlen);
+
+/* Checks cross-field rules (at least one domain, watermarks ordered, ...). */
+int roost_config_validate(const roost_config_t *cfg, char *err, size_t errlen);
+
+/* 1 when domain (prepared, lowercase) is hosted. */
+int roost_config_hosts(const roost_config_t *cfg, const char *domain);
+
+void roost_config_free(roost_config_t *cfg);
+
+#endif

@@ -1,0 +1,63 @@
+/* SASL server mechanisms PLAIN, SCRAM-SHA-1 and SCRAM-SHA-256 (RFC 4616,
+ * RFC 5802, RFC 7677) as a pure state machine: fed the base64 text of
+ * <auth/> and <response/>, it asks for the user's stored credentials once,
+ * and answers with a challenge, success (with additional data) or a
+ * <failure/> condition. No I/O, no Redis. */
+#ifndef ROOST_SASL_H
+#define ROOST_SASL_H
+
+#include <stddef.h>
+#include "store/cred.h"
+
+typedef enum {
+    ROOST_SASL_PLAIN = 1,
+    ROOST_SASL_SCRAM_SHA1,
+    ROOST_SASL_SCRAM_SHA256,
+} roost_sasl_mech_t;
+
+typedef enum {
+    ROOST_SASL_NEED_CRED,   /* call roost_sasl_set_cred(username, hash) */
+    ROOST_SASL_CHALLENGE,   /* send <challenge>out</challenge>, await response */
+    ROOST_SASL_SUCCESS,     /* send <success>out</success> (out may be "") */
+    ROOST_SASL_FAILURE,     /* send <failure><condition/></failure> */
+} roost_sasl_result_t;
+
+typedef struct roost_sasl_s roost_sasl_t;
+
+/* Mechanism by its SASL name ("PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256");
+ * 0 when unknown. */
+roost_sasl_mech_t roost_sasl_mech_by_name(const char *name);
+const char *roost_sasl_mech_name(roost_sasl_mech_t mech);
+
+/* domain: the stream's domain, for the authzid check. NULL on ENOMEM. */
+roost_sasl_t *roost_sasl_new(roost_sasl_mech_t mech, const char *domain);
+void roost_sasl_free(roost_sasl_t *s);
+
+/* Starts with the base64 initial response from <auth/> (b64 may be NULL or
+ * "" when absent; "=" means an empty response). Returns NEED_CRED on a
+ * well-formed message, CHALLENGE (PLAIN/SCRAM without initial response:
+ * empty challenge) or FAILURE. */
+roost_sasl_result_t roost_sasl_start(roost_sasl_t *s, const char *b64);
+
+/* Continues after NEED_CRED with the user's credentials for
+ * roost_sasl_cred_hash(s); cred NULL when the user does not exist (the
+ * exchange then still proceeds for SCRAM with a fake salt, to avoid user
+ * enumeration, and fails at the proof). Returns CHALLENGE, SUCCESS or
+ * FAILURE. */
+roost_sasl_result_t roost_sasl_set_cred(roost_sasl_t *s, const roost_scram_cred_t *cred);
+
+/* Feeds the base64 text of a <response/>. */
+roost_sasl_result_t roost_sasl_step(roost_sasl_t *s, const char *b64);
+
+/* The prepared localpart (nodeprep'd authcid) once NEED_CRED was returned. */
+const char *roost_sasl_username(const roost_sasl_t *s);
+/* Which stored hash the mechanism needs (PLAIN: SHA-256). */
+roost_hash_t roost_sasl_cred_hash(const roost_sasl_t *s);
+/* Base64 payload for CHALLENGE/SUCCESS (NUL-terminated, maybe ""). */
+const char *roost_sasl_out(const roost_sasl_t *s);
+/* RFC 6120 §6.5 condition for FAILURE: "not-authorized",
+ * "malformed-request", "incorrect-encoding", "invalid-authzid",
+ * "invalid-mechanism", "aborted", "temporary-auth-failure", ... */
+const char *roost_sasl_condition(const roost_sasl_t *s);
+
+#endif
