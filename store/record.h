@@ -13,6 +13,11 @@
 
 #define ROOST_NODE_ID_MAX 64
 
+/* Bounds enforced by encode and decode (a stored value is peer data). */
+#define ROOST_SESS_VALUE_MAX    (256u * 1024u) /* whole stored value */
+#define ROOST_SESS_DIRECTED_MAX 1000u          /* directed-presence JIDs */
+#define ROOST_SESS_JID_MAX      3071u          /* bytes of one full JID */
+
 /* A decoded session record. Strings and buffers are owned by the struct and
  * freed by roost_session_clear(). */
 typedef struct {
@@ -47,5 +52,9 @@ int roost_session_decode(roost_session_t *s, const char *resource,
 int roost_session_copy(roost_session_t *dst, const roost_session_t *src);
 
 void roost_session_clear(roost_session_t *s);
+
+/* 1 when id is a usable node id: 1..ROOST_NODE_ID_MAX printable ASCII bytes,
+ * no space and no ',' (the header separator); else 0. */
+int roost_session_node_id_valid(const char *id);
 
 #endif

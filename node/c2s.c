@@ -1,0 +1,731 @@
+/* The client-to-server session state machine (RFC 6120 §4-§7): stream
+ * header checks, features, SASL, resource binding, then hand-off of
+ * stanzas to the router. Reading pauses while a stanza waits for Redis, so
+ * a session's stanzas are handled strictly in order. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <openssl/rand.h>
+
+#include "node/c2s.h"
+#include "node/log.h"
+#include "node/router.h"
+#include "node/sasl.h"
+#include "node/xmlstream.h"
+#include "node/xmpp_error.h"
+#include "store/error.h"
+
+#define NS_SASL    "urn:ietf:params:xml:ns:xmpp-sasl"
+#define NS_BIND    "urn:ietf:params:xml:ns:xmpp-bind"
+#define NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
+#define NS_TLS     "urn:ietf:params:xml:ns:xmpp-tls"
+#define MAX_AUTH_FAILURES 5
+
+typedef enum {
+    C2S_STREAM_WAIT,   /* waiting for the initial stream header */
+    C2S_SASL,          /* features sent; awaiting <auth/> */
+    C2S_SASL_STEP,     /* mid-exchange; awaiting <response/> */
+    C2S_AUTHED_WAIT,   /* SASL succeeded; awaiting the restart header */
+    C2S_BIND,          /* authenticated features sent; awaiting bind */
+    C2S_ESTABLISHED,   /* resource bound */
+} c2s_state_t;
+
+struct roost_c2s_s {
+    roost_server_t *srv;
+    roost_conn_t *conn;
+    roost_xmlstream_t *xs;
+    uv_timer_t timer;            /* authentication deadline */
+    c2s_state_t state;
+    uint64_t id;
+    int refs;
+    unsigned gone : 1;           /* closing: no more protocol work */
+    unsigned header_sent : 1;
+    unsigned want_reset : 1;     /* restart the parser after this feed */
+    unsigned async : 1;          /* a stanza step is waiting for Redis */
+    unsigned in_feed : 1;
+    unsigned bound : 1;          /* record in Redis and in srv->sessions */
+    char *domain;
+    char stream_id[33];
+    roost_sasl_t *sasl;
+    unsigned auth_failures;
+    char *username;
+    roost_jid_t jid;
+    roost_session_t rec;
+    roost_c2s_t *prev, *next;
+};
+
+static roost_buf_t scratch;      /* single-threaded serialization buffer */
+
+static void random_hex(char *out, size_t nbytes)
+{
+    unsigned char b[32];
+    static const char hex[] = "0123456789abcdef";
+    if (nbytes > sizeof(b))
+        nbytes = sizeof(b);
+    if (RAND_bytes(b, (int)nbytes) != 1)
+        memset(b, 0, sizeof(b));   /* ids only need uniqueness; conn id follows */
+    for (size_t i = 0; i < nbytes; i++) {
+        out[2 * i] = hex[b[i] >> 4];
+        out[2 * i + 1] = hex[b[i] & 15];
+    }
+    out[2 * nbytes] = '\0';
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- output ----------------------------------------------------------- */
+
+static int send_str(roost_c2s_t *s, const char *str)
+{
+    if (s->gone)
+        return ROOST_EIO;
+    return roost_conn_write(s->conn, str, strlen(str));
+}
+
+int roost_c2s_send_bytes(roost_c2s_t *s, const char *bytes, size_t len)
+{
+    if (s->gone)
+        return ROOST_EIO;
+    return roost_conn_write(s->conn, bytes, len);
+}
+
+int roost_c2s_send(roost_c2s_t *s, const roost_xml_t *stanza)
+{
+    if (s->gone)
+        return ROOST_EIO;
+    roost_buf_reset(&scratch);
+    int rc = roost_xml_serialize(stanza, ROOST_NS_CLIENT, &scratch);
+    if (rc != 0)
+        return rc;
+    return roost_conn_write(s->conn, scratch.data, scratch.len);
+}
+
+static void send_header(roost_c2s_t *s)
+{
+    roost_buf_t b = ROOST_BUF_INIT;
+    const char *from = s->domain != NULL ? s->domain
+                       : s->srv->cfg->n_domains > 0 ? s->srv->cfg->domains[0] : "localhost";
+    random_hex(s->stream_id, 16);
+    roost_buf_puts(&b, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+                       "xmlns:stream='http://etherx.jabber.org/streams' id='");
+    roost_buf_puts(&b, s->stream_id);
+    roost_buf_puts(&b, "' from='");
+    roost_buf_escape(&b, from, strlen(from));
+    roost_buf_puts(&b, "' version='1.0' xml:lang='en'>");
+    if (b.data != NULL)
+        roost_conn_write(s->conn, b.data, b.len);
+    roost_buf_free(&b);
+    s->header_sent = 1;
+}
+
+void roost_c2s_stream_error(roost_c2s_t *s, const char *condition, const char *text)
+{
+    if (s->gone)
+        return;
+    ROOST_INFO(s->id, "stream error condition=%s%s%s", condition,
+               text != NULL ? " text=" : "", text != NULL ? text : "");
+    if (!s->header_sent)
+        send_header(s);
+    roost_buf_t b = ROOST_BUF_INIT;
+    roost_xmpp_stream_error(&b, condition, text);
+    roost_buf_puts(&b, "</stream:stream>");
+    if (b.data != NULL)
+        roost_conn_write(s->conn, b.data, b.len);
+    roost_buf_free(&b);
+    s->gone = 1;
+    if (s->in_feed)
+        roost_xmlstream_pause(s->xs);
+    roost_conn_close(s->conn);
+}
+
+/* ---- lifecycle -------------------------------------------------------- */
+
+void roost_c2s_ref(roost_c2s_t *s)
+{
+    s->refs++;
+}
+
+void roost_c2s_unref(roost_c2s_t *s)
+{
+    if (--s->refs > 0)
+        return;
+    roost_sasl_free(s->sasl);
+    roost_xmlstream_free(s->xs);
+    roost_jid_clear(&s->jid);
+    roost_session_clear(&s->rec);
+    free(s->domain);
+    free(s->username);
+    free(s);
+}
+
+int roost_c2s_gone(const roost_c2s_t *s) { return s->gone; }
+const roost_jid_t *roost_c2s_jid(const roost_c2s_t *s) { return s->bound ? &s->jid : NULL; }
+uint64_t roost_c2s_conn_id(const roost_c2s_t *s) { return s->id; }
+roost_session_t *roost_c2s_record(roost_c2s_t *s) { return &s->rec; }
+
+static void on_unbound(int status, void *data)
+{
+    roost_server_t *srv = data;
+    if (status != 0)
+        ROOST_WARN(0, "session unbind failed: %s", roost_strerror(status));
+    srv->pending_ops--;
+    roost_server_check_idle(srv);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    roost_c2s_unref(h->data);
+}
+
+static void on_conn_close(roost_conn_t *conn)
+{
+    roost_c2s_t *s = roost_conn_data(conn);
+    roost_server_t *srv = s->srv;
+    s->gone = 1;
+    s->conn = NULL;
+    if (s->bound) {
+        roost_map_del(srv->sessions, s->jid.full, s);
+        if (roost_store_session_unbind(srv->store, s->jid.bare, s->jid.resource, s->id,
+                                       on_unbound, srv) == 0)
+            srv->pending_ops++;
+        s->bound = 0;
+    }
+    ROOST_INFO(s->id, "closed%s%s", s->jid.full != NULL ? " jid=" : "",
+               s->jid.full != NULL ? s->jid.full : "");
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        srv->conns = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    srv->n_conns--;
+    uv_close((uv_handle_t *)&s->timer, on_timer_closed);
+    roost_server_check_idle(srv);
+}
+
+static void on_auth_timeout(uv_timer_t *t)
+{
+    roost_c2s_t *s = t->data;
+    if (s->state != C2S_ESTABLISHED)
+        roost_c2s_stream_error(s, "connection-timeout", "authentication took too long");
+}
+
+/* ---- parser driving --------------------------------------------------- */
+
+static void after_feed(roost_c2s_t *s, int rc)
+{
+    while (!s->gone && rc == ROOST_EAGAIN && !s->async) {
+        if (s->want_reset) {
+            /* Stream restart: whatever the client pipelined after the
+             * SASL exchange belongs to the old stream and is discarded. */
+            s->want_reset = 0;
+            roost_xmlstream_reset(s->xs);
+            rc = 0;
+            break;
+        }
+        s->in_feed = 1;
+        rc = roost_xmlstream_resume(s->xs);
+        s->in_feed = 0;
+    }
+    if (s->gone)
+        return;
+    roost_conn_want_read(s->conn, rc == 0);
+}
+
+static void on_data(roost_conn_t *conn, const char *buf, size_t len)
+{
+    roost_c2s_t *s = roost_conn_data(conn);
+    if (s->gone)
+        return;
+    s->in_feed = 1;
+    int rc = roost_xmlstream_feed(s->xs, buf, len);
+    s->in_feed = 0;
+    after_feed(s, rc);
+}
+
+void roost_c2s_done(roost_c2s_t *s)
+{
+    s->async = 0;
+    if (!s->gone)
+        after_feed(s, roost_xmlstream_paused(s->xs) ? ROOST_EAGAIN : 0);
+    roost_c2s_unref(s);
+}
+
+/* ---- stream header and features ---------------------------------------- */
+
+static void send_features(roost_c2s_t *s)
+{
+    if (s->state == C2S_STREAM_WAIT) {
+        int plain_ok = roost_conn_is_loopback(s->conn) || s->srv->cfg->allow_plaintext_auth;
+        if (plain_ok)
+            send_str(s, "<stream:features><mechanisms xmlns='" NS_SASL "'>"
+                        "<mechanism>SCRAM-SHA-256</mechanism>"
+                        "<mechanism>SCRAM-SHA-1</mechanism>"
+                        "<mechanism>PLAIN</mechanism></mechanisms></stream:features>");
+        else
+            send_str(s, "<stream:features/>");
+        s->state = C2S_SASL;
+    } else {
+        send_str(s, "<stream:features><bind xmlns='" NS_BIND "'/>"
+                    "<session xmlns='" NS_SESSION "'><optional/></session></stream:features>");
+        s->state = C2S_BIND;
+    }
+}
+
+static void on_open(void *data, const roost_xml_t *hdr)
+{
+    roost_c2s_t *s = data;
+    if (s->gone)
+        return;
+    const char *to = roost_xml_attr(hdr, "to");
+    const char *version = roost_xml_attr(hdr, "version");
+    char *domain = NULL;
+    if (to == NULL || roost_jid_nameprep(to, strlen(to), &domain) != 0 ||
+        !roost_config_hosts(s->srv->cfg, domain)) {
+        free(domain);
+        roost_c2s_stream_error(s, "host-unknown", "this server does not serve that domain");
+        return;
+    }
+    if (s->domain != NULL && strcmp(s->domain, domain) != 0) {
+        free(domain);
+        roost_c2s_stream_error(s, "host-unknown", "the domain changed on stream restart");
+        return;
+    }
+    free(s->domain);
+    s->domain = domain;
+    send_header(s);
+    /* RFC 6120 §4.7.5: no version or a major version other than 1. */
+    if (version == NULL || strncmp(version, "1.", 2) != 0 ||
+        strspn(version + 2, "0123456789") != strlen(version + 2) || version[2] == '\0') {
+        roost_c2s_stream_error(s, "unsupported-version", "XMPP 1.0 is required");
+        return;
+    }
+    send_features(s);
+}
+
+static void on_close(void *data)
+{
+    roost_c2s_t *s = data;
+    if (s->gone)
+        return;
+    send_str(s, "</stream:stream>");
+    s->gone = 1;
+    if (s->in_feed)
+        roost_xmlstream_pause(s->xs);
+    roost_conn_close(s->conn);
+}
+
+static void on_error(void *data, const char *condition, const char *text)
+{
+    roost_c2s_stream_error(data, condition, text);
+}
+
+/* ---- SASL ------------------------------------------------------------- */
+
+static void sasl_failure(roost_c2s_t *s, const char *condition)
+{
+    roost_buf_t b = ROOST_BUF_INIT;
+    roost_buf_puts(&b, "<failure xmlns='" NS_SASL "'><");
+    roost_buf_puts(&b, condition);
+    roost_buf_puts(&b, "/></failure>");
+    if (b.data != NULL)
+        send_str(s, b.data);
+    roost_buf_free(&b);
+    roost_sasl_free(s->sasl);
+    s->sasl = NULL;
+    s->state = C2S_SASL;
+    ROOST_INFO(s->id, "auth failed condition=%s", condition);
+    if (strcmp(condition, "aborted") != 0 && ++s->auth_failures >= MAX_AUTH_FAILURES)
+        roost_c2s_stream_error(s, "policy-violation", "too many failed authentication attempts");
+}
+
+static void sasl_result(roost_c2s_t *s, roost_sasl_result_t r)
+{
+    const char *out = roost_sasl_out(s->sasl);
+    switch (r) {
+    case ROOST_SASL_CHALLENGE:
+        send_str(s, "<challenge xmlns='" NS_SASL "'>");
+        send_str(s, out);
+        send_str(s, "</challenge>");
+        s->state = C2S_SASL_STEP;
+        break;
+    case ROOST_SASL_SUCCESS:
+        send_str(s, "<success xmlns='" NS_SASL "'>");
+        send_str(s, out);
+        send_str(s, "</success>");
+        free(s->username);
+        s->username = strdup(roost_sasl_username(s->sasl));
+        roost_sasl_free(s->sasl);
+        s->sasl = NULL;
+        if (s->username == NULL) {
+            roost_c2s_stream_error(s, "internal-server-error", NULL);
+            return;
+        }
+        ROOST_INFO(s->id, "authenticated user=%s@%s", s->username, s->domain);
+        s->state = C2S_AUTHED_WAIT;
+        s->want_reset = 1;
+        roost_xmlstream_limits_t lim = {
+            .max_stanza = s->srv->cfg->max_stanza_size,
+            .max_depth = s->srv->cfg->max_depth,
+            .max_attrs = s->srv->cfg->max_attrs,
+            .chunk = 4096,
+        };
+        roost_xmlstream_set_limits(s->xs, &lim);
+        if (s->in_feed)
+            roost_xmlstream_pause(s->xs);
+        break;
+    case ROOST_SASL_FAILURE:
+        sasl_failure(s, roost_sasl_condition(s->sasl));
+        break;
+    case ROOST_SASL_NEED_CRED:
+        sasl_failure(s, "temporary-auth-failure");
+        break;
+    }
+}
+
+static void on_cred(int status, const roost_scram_cred_t *cred, void *data)
+{
+    roost_c2s_t *s = data;
+    if (!s->gone && s->sasl != NULL) {
+        if (status != 0) {
+            ROOST_WARN(s->id, "credential lookup failed: %s", roost_strerror(status));
+            sasl_failure(s, "temporary-auth-failure");
+        } else {
+            sasl_result(s, roost_sasl_set_cred(s->sasl, cred));
+        }
+    }
+    /* A restart wanted by a success here happens in done(): the parser is
+     * still paused from this async step, and after_feed resets it. */
+    roost_c2s_done(s);
+}
+
+static int sasl_need_cred(roost_c2s_t *s)
+{
+    char *bare = NULL;
+    const char *user = roost_sasl_username(s->sasl);
+    size_t n = strlen(user) + strlen(s->domain) + 2;
+    bare = malloc(n);
+    if (bare == NULL) {
+        sasl_failure(s, "temporary-auth-failure");
+        return 0;
+    }
+    snprintf(bare, n, "%s@%s", user, s->domain);
+    int rc = roost_store_cred_get(s->srv->store, bare, roost_sasl_cred_hash(s->sasl), on_cred, s);
+    free(bare);
+    if (rc != 0) {
+        sasl_failure(s, "temporary-auth-failure");
+        return 0;
+    }
+    return ROOST_EAGAIN;
+}
+
+static int handle_sasl(roost_c2s_t *s, roost_xml_t *el)
+{
+    int plain_ok = roost_conn_is_loopback(s->conn) || s->srv->cfg->allow_plaintext_auth;
+    char *text = roost_xml_text(el);
+    int rc = 0;
+    if (text == NULL) {
+        roost_c2s_stream_error(s, "internal-server-error", NULL);
+        return 0;
+    }
+    if (strcmp(el->name, "abort") == 0) {
+        sasl_failure(s, "aborted");
+    } else if (strcmp(el->name, "auth") == 0) {
+        if (s->state != C2S_SASL) {
+            sasl_failure(s, "malformed-request");
+        } else if (!plain_ok) {
+            sasl_failure(s, "encryption-required");
+        } else {
+            const char *mech_name = roost_xml_attr(el, "mechanism");
+            roost_sasl_mech_t mech = mech_name != NULL ? roost_sasl_mech_by_name(mech_name) : 0;
+            if (mech == 0) {
+                sasl_failure(s, "invalid-mechanism");
+            } else if ((s->sasl = roost_sasl_new(mech, s->domain)) == NULL) {
+                sasl_failure(s, "temporary-auth-failure");
+            } else {
+                roost_sasl_result_t r = roost_sasl_start(s->sasl, text);
+                if (r == ROOST_SASL_NEED_CRED)
+                    rc = sasl_need_cred(s);
+                else
+                    sasl_result(s, r);
+            }
+        }
+    } else if (strcmp(el->name, "response") == 0) {
+        if (s->state != C2S_SASL_STEP || s->sasl == NULL) {
+            sasl_failure(s, "malformed-request");
+        } else {
+            roost_sasl_result_t r = roost_sasl_step(s->sasl, text);
+            if (r == ROOST_SASL_NEED_CRED)
+                rc = sasl_need_cred(s);
+            else
+                sasl_result(s, r);
+        }
+    } else {
+        sasl_failure(s, "malformed-request");
+    }
+    free(text);
+    return rc;
+}
+
+/* ---- bind ------------------------------------------------------------- */
+
+static void iq_error(roost_c2s_t *s, const roost_xml_t *iq, const char *cond, const char *type)
+{
+    roost_xmpp_error_t err = { type, cond, NULL };
+    roost_xml_t *r = roost_xmpp_error_reply(iq, NULL, &err);
+    if (r != NULL) {
+        roost_xml_set_attr(r, "to", NULL);   /* to the unbound client itself */
+        roost_xml_set_attr(r, "from", NULL);
+        roost_c2s_send(s, r);
+        roost_xml_free(r);
+    }
+}
+
+typedef struct {
+    roost_c2s_t *s;
+    char *id;
+} bind_req_t;
+
+static void on_bound(int status, const roost_session_t *replaced, void *data)
+{
+    bind_req_t *req = data;
+    roost_c2s_t *s = req->s;
+    roost_server_t *srv = s->srv;
+    if (s->gone) {
+        /* The client left while binding: the record is ours, remove it. */
+        if (status == 0 && roost_store_session_unbind(srv->store, s->jid.bare, s->jid.resource,
+                                                      s->id, on_unbound, srv) == 0)
+            srv->pending_ops++;
+        goto out;
+    }
+    roost_xml_t *iq = roost_xml_new("iq", ROOST_NS_CLIENT);
+    if (iq == NULL) {
+        roost_c2s_stream_error(s, "internal-server-error", NULL);
+        goto out;
+    }
+    roost_xml_set_attr(iq, "id", req->id);
+    if (status != 0) {
+        ROOST_WARN(s->id, "bind failed: %s", roost_strerror(status));
+        roost_xml_t *q = roost_xml_new("iq", ROOST_NS_CLIENT);
+        if (q != NULL) {
+            roost_xml_set_attr(q, "id", req->id);
+            roost_xml_set_attr(q, "type", "set");
+            if (status == ROOST_ELIMIT)
+                iq_error(s, q, "resource-constraint", "wait");
+            else
+                iq_error(s, q, "internal-server-error", "wait");
+            roost_xml_free(q);
+        }
+        roost_jid_clear(&s->jid);
+        roost_xml_free(iq);
+        goto out;
+    }
+    if (replaced != NULL && !(strcmp(replaced->node_id, srv->node_id) == 0 &&
+                              replaced->conn_id == s->id))
+        roost_router_kick(srv, replaced->node_id, s->jid.full, replaced->conn_id,
+                          "conflict", "replaced by a new session");
+    roost_map_put(srv->sessions, s->jid.full, s);
+    s->bound = 1;
+    s->state = C2S_ESTABLISHED;
+    uv_timer_stop(&s->timer);
+    roost_xml_set_attr(iq, "type", "result");
+    roost_xml_t *b = roost_xml_add(iq, "bind", NS_BIND);
+    roost_xml_t *j = b != NULL ? roost_xml_add(b, "jid", NULL) : NULL;
+    if (j != NULL)
+        roost_xml_add_text(j, s->jid.full, strlen(s->jid.full));
+    roost_c2s_send(s, iq);
+    roost_xml_free(iq);
+    ROOST_INFO(s->id, "bound jid=%s", s->jid.full);
+out:
+    free(req->id);
+    free(req);
+    roost_c2s_done(s);
+}
+
+static int handle_bind(roost_c2s_t *s, roost_xml_t *iq, roost_xml_t *bind)
+{
+    roost_server_t *srv = s->srv;
+    if (s->state != C2S_BIND) {
+        iq_error(s, iq, "not-allowed", NULL);
+        return 0;
+    }
+    roost_xml_t *res_el = roost_xml_child(bind, "resource", NS_BIND);
+    char *res_text = res_el != NULL ? roost_xml_text(res_el) : NULL;
+    char generated[33];
+    const char *res = res_text;
+    if (res == NULL || res[0] == '\0') {
+        random_hex(generated, 8);
+        res = generated;
+    }
+    roost_jid_clear(&s->jid);
+    int rc = roost_jid_make(&s->jid, s->username, s->domain, res);
+    free(res_text);
+    if (rc != 0) {
+        iq_error(s, iq, "bad-request", NULL);
+        return 0;
+    }
+    roost_session_clear(&s->rec);
+    memset(&s->rec, 0, sizeof(s->rec));
+    s->rec.resource = strdup(s->jid.resource);
+    snprintf(s->rec.node_id, sizeof(s->rec.node_id), "%s", srv->node_id);
+    s->rec.node_epoch = roost_store_node_epoch(srv->store);
+    s->rec.conn_id = s->id;
+    s->rec.bind_time = now_ms();
+    bind_req_t *req = calloc(1, sizeof(*req));
+    const char *id = roost_xml_attr(iq, "id");
+    if (s->rec.resource == NULL || req == NULL || (req->id = strdup(id != NULL ? id : "")) == NULL) {
+        free(req);
+        iq_error(s, iq, "internal-server-error", "wait");
+        return 0;
+    }
+    req->s = s;
+    rc = roost_store_session_bind(srv->store, s->jid.bare, &s->rec, srv->cfg->max_resources,
+                                  on_bound, req);
+    if (rc != 0) {
+        free(req->id);
+        free(req);
+        iq_error(s, iq, "internal-server-error", "wait");
+        return 0;
+    }
+    return ROOST_EAGAIN;
+}
+
+/* ---- stanzas ---------------------------------------------------------- */
+
+static int is_stanza(const roost_xml_t *el)
+{
+    return strcmp(el->ns, ROOST_NS_CLIENT) == 0 &&
+           (strcmp(el->name, "message") == 0 || strcmp(el->name, "presence") == 0 ||
+            strcmp(el->name, "iq") == 0);
+}
+
+/* Handles one top-level element; takes ownership. ROOST_EAGAIN: an async
+ * step is running and will call roost_c2s_done(). */
+static int handle(roost_c2s_t *s, roost_xml_t *el)
+{
+    int rc = 0;
+    switch (s->state) {
+    case C2S_SASL:
+    case C2S_SASL_STEP:
+        if (strcmp(el->ns, NS_SASL) == 0) {
+            rc = handle_sasl(s, el);
+        } else if (strcmp(el->ns, NS_TLS) == 0 && strcmp(el->name, "starttls") == 0) {
+            send_str(s, "<failure xmlns='" NS_TLS "'/>");
+            roost_c2s_stream_error(s, "undefined-condition", "TLS is not available on this listener");
+        } else if (is_stanza(el)) {
+            roost_c2s_stream_error(s, "not-authorized", "authenticate first");
+        } else {
+            roost_c2s_stream_error(s, "unsupported-stanza-type", NULL);
+        }
+        break;
+    case C2S_BIND:
+    case C2S_ESTABLISHED:
+        if (!is_stanza(el)) {
+            roost_c2s_stream_error(s, "unsupported-stanza-type", NULL);
+            break;
+        }
+        if (strcmp(el->name, "iq") == 0) {
+            const char *type = roost_xml_attr(el, "type");
+            roost_xml_t *bind = roost_xml_child(el, "bind", NS_BIND);
+            roost_xml_t *sess = roost_xml_child(el, "session", NS_SESSION);
+            if (type != NULL && strcmp(type, "set") == 0 && bind != NULL) {
+                rc = handle_bind(s, el, bind);
+                break;
+            }
+            if (type != NULL && strcmp(type, "set") == 0 && sess != NULL &&
+                roost_xml_attr(el, "to") == NULL) {
+                roost_xml_t *r = roost_xml_new("iq", ROOST_NS_CLIENT);
+                if (r != NULL) {
+                    roost_xml_set_attr(r, "type", "result");
+                    roost_xml_set_attr(r, "id", roost_xml_attr(el, "id"));
+                    roost_c2s_send(s, r);
+                    roost_xml_free(r);
+                }
+                break;
+            }
+        }
+        if (s->state != C2S_ESTABLISHED) {
+            roost_c2s_stream_error(s, "not-authorized", "bind a resource first");
+            break;
+        }
+        /* The server stamps 'from' on everything a client sends. */
+        roost_xml_set_attr(el, "from", s->jid.full);
+        rc = roost_router_from_client(s->srv, s, el);
+        return rc;          /* the router owns el */
+    default:
+        roost_c2s_stream_error(s, "bad-format", "unexpected element");
+        break;
+    }
+    roost_xml_free(el);
+    return rc;
+}
+
+static void on_stanza(void *data, roost_xml_t *el)
+{
+    roost_c2s_t *s = data;
+    if (s->gone) {
+        roost_xml_free(el);
+        return;
+    }
+    if (handle(s, el) == ROOST_EAGAIN) {
+        s->async = 1;
+        roost_c2s_ref(s);
+        roost_xmlstream_pause(s->xs);
+    }
+}
+
+/* ---- accept / close all ------------------------------------------------- */
+
+void roost_c2s_accept(roost_server_t *srv, uv_stream_t *listener)
+{
+    static const roost_conn_cb_t conn_cb = { on_data, on_conn_close };
+    static const roost_xmlstream_cb_t xs_cb = { on_open, on_stanza, on_close, on_error };
+    roost_c2s_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        goto fail_drop;
+    s->srv = srv;
+    s->id = ++srv->next_conn_id;
+    s->refs = 1;
+    roost_xmlstream_limits_t lim = {
+        .max_stanza = srv->cfg->max_stanza_size_preauth,
+        .max_depth = srv->cfg->max_depth,
+        .max_attrs = srv->cfg->max_attrs,
+        .chunk = 4096,
+    };
+    s->xs = roost_xmlstream_new(&lim, &xs_cb, s);
+    if (s->xs == NULL)
+        goto fail_free;
+    s->conn = roost_conn_accept(listener, s->id, &srv->conn_limits, &conn_cb, s);
+    if (s->conn == NULL)
+        goto fail_xs;
+    uv_timer_init(srv->loop, &s->timer);
+    s->timer.data = s;
+    uv_timer_start(&s->timer, on_auth_timeout, (uint64_t)srv->cfg->auth_timeout_s * 1000u, 0);
+    s->next = srv->conns;
+    if (srv->conns != NULL)
+        srv->conns->prev = s;
+    srv->conns = s;
+    srv->n_conns++;
+    ROOST_DEBUG(s->id, "accepted peer=%s", roost_conn_peer(s->conn));
+    if (srv->shutting_down)
+        roost_c2s_stream_error(s, "system-shutdown", NULL);
+    return;
+
+fail_xs:
+    roost_xmlstream_free(s->xs);
+fail_free:
+    free(s);
+fail_drop:
+    ROOST_WARN(0, "could not accept a connection");
+}
+
+void roost_c2s_close_all(roost_server_t *srv, const char *condition)
+{
+    for (roost_c2s_t *s = srv->conns; s != NULL; s = s->next)
+        roost_c2s_stream_error(s, condition, NULL);
+}

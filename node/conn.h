@@ -1,0 +1,56 @@
+/* A client TCP connection: the libuv handle, a shared read buffer, a write
+ * queue with high/low watermarks that pauses reading, and graceful close.
+ * Knows bytes, not XML. The protocol layer above (c2s) owns the conn. */
+#ifndef ROOST_CONN_H
+#define ROOST_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct roost_conn_s roost_conn_t;
+
+typedef struct {
+    /* Bytes arrived (borrowed for the call). */
+    void (*on_data)(roost_conn_t *c, const char *buf, size_t len);
+    /* The peer closed, an error occurred, or roost_conn_close finished:
+     * the conn is about to be freed; called exactly once. */
+    void (*on_close)(roost_conn_t *c);
+} roost_conn_cb_t;
+
+typedef struct {
+    size_t high;    /* queued output bytes at which reading pauses */
+    size_t low;     /* ... and resumes */
+    size_t max;     /* beyond this the conn is dropped (slow reader) */
+} roost_conn_limits_t;
+
+/* Accepts a pending connection on server. NULL on failure (the pending
+ * connection is dropped). Reading starts at once. */
+roost_conn_t *roost_conn_accept(uv_stream_t *server, uint64_t id,
+                                const roost_conn_limits_t *limits,
+                                const roost_conn_cb_t *cb, void *data);
+
+uint64_t roost_conn_id(const roost_conn_t *c);
+void *roost_conn_data(const roost_conn_t *c);
+/* "ip:port" of the peer (static storage inside the conn). */
+const char *roost_conn_peer(const roost_conn_t *c);
+/* 1 when the local address is a loopback address. */
+int roost_conn_is_loopback(const roost_conn_t *c);
+
+/* Queues a copy of buf. ROOST_ELIMIT (and the conn starts closing) when the
+ * queue would exceed limits.max; ROOST_EIO once closing. */
+int roost_conn_write(roost_conn_t *c, const void *buf, size_t len);
+size_t roost_conn_queued(const roost_conn_t *c);
+
+/* The protocol layer's wish to (not) read; reading happens only when it
+ * wants to and the write queue is below the watermark. */
+void roost_conn_want_read(roost_conn_t *c, int want);
+
+/* Flushes queued output (bounded by a short deadline), then closes. on_close
+ * runs later, from the loop. Idempotent. */
+void roost_conn_close(roost_conn_t *c);
+/* Closes at once, dropping queued output. */
+void roost_conn_abort(roost_conn_t *c);
+int roost_conn_closing(const roost_conn_t *c);
+
+#endif

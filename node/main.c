@@ -1,0 +1,332 @@
+/* roost-node: loads the configuration, connects to Redis, registers the
+ * node, listens for clients, and shuts down cleanly on SIGINT/SIGTERM. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <getopt.h>
+#include <signal.h>
+#include <openssl/rand.h>
+
+#include "node/c2s.h"
+#include "node/config.h"
+#include "node/log.h"
+#include "node/router.h"
+#include "node/server.h"
+#include "store/error.h"
+#include "store/store.h"
+
+#define SHUTDOWN_DEADLINE_MS 5000
+
+typedef struct {
+    roost_server_t srv;
+    roost_config_t cfg;
+    uv_tcp_t listeners[ROOST_CONFIG_MAX_BIND];
+    size_t n_listeners;
+    uv_signal_t sigint, sigterm;
+    uv_timer_t deadline;
+    int listening;
+    int registered;
+    int cleaning;
+    int exit_code;
+} node_t;
+
+static node_t node;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: roost-node [-c FILE] [--domain DOMAIN]... [--set KEY=VALUE]... [--check-config]\n"
+        "  -c, --config FILE   YAML configuration (see ops/roost.example.yaml)\n"
+        "  -d, --domain D      serve domain D (repeatable; replaces configured domains)\n"
+        "  -s, --set K=V       set one option by its YAML path, e.g. redis.port=6380\n"
+        "      --check-config  validate the configuration and exit (0 ok, 2 bad)\n"
+        "  -h, --help          this text\n"
+        "Environment overrides: ROOST_DOMAINS, ROOST_C2S_BIND, ROOST_C2S_PORT,\n"
+        "ROOST_REDIS_HOST, ROOST_REDIS_PORT, ROOST_NODE_ID, ROOST_LOG_LEVEL, ...\n");
+}
+
+static void on_walk_close(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void finish(void)
+{
+    /* Everything is closed or given up on: stop the loop. */
+    roost_store_free(node.srv.store);
+    node.srv.store = NULL;
+    uv_walk(node.srv.loop, on_walk_close, NULL);
+}
+
+static void on_cleaned(int status, void *data)
+{
+    if (status != 0)
+        ROOST_WARN(0, "node cleanup failed: %s", roost_strerror(status));
+    finish();
+}
+
+static void on_idle(roost_server_t *srv)
+{
+    if (!srv->shutting_down || node.cleaning)
+        return;
+    node.cleaning = 1;
+    ROOST_INFO(0, "all sessions closed; removing node records");
+    if (!node.registered ||
+        roost_store_node_cleanup(srv->store, on_cleaned, NULL) != 0)
+        finish();
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    ROOST_WARN(0, "shutdown deadline passed with %zu connections, %zu store calls pending",
+               node.srv.n_conns, node.srv.pending_ops);
+    node.exit_code = 1;
+    finish();
+}
+
+static void shutdown_node(void)
+{
+    roost_server_t *srv = &node.srv;
+    if (srv->shutting_down)
+        return;
+    srv->shutting_down = 1;
+    ROOST_INFO(0, "shutting down connections=%zu", srv->n_conns);
+    for (size_t i = 0; i < node.n_listeners; i++)
+        uv_close((uv_handle_t *)&node.listeners[i], NULL);
+    node.n_listeners = 0;
+    uv_signal_stop(&node.sigint);
+    uv_signal_stop(&node.sigterm);
+    uv_timer_start(&node.deadline, on_deadline, SHUTDOWN_DEADLINE_MS, 0);
+    roost_c2s_close_all(srv, "system-shutdown");
+    roost_server_check_idle(srv);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    ROOST_INFO(0, "signal %d", signum);
+    shutdown_node();
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    if (status < 0) {
+        ROOST_WARN(0, "accept error: %s", uv_strerror(status));
+        return;
+    }
+    roost_c2s_accept(&node.srv, listener);
+}
+
+static int start_listeners(void)
+{
+    roost_config_t *cfg = &node.cfg;
+    for (size_t i = 0; i < cfg->n_c2s_bind; i++) {
+        const char *addr = cfg->c2s_bind[i];
+        struct sockaddr_storage ss;
+        unsigned flags = 0;
+        if (uv_ip4_addr(addr, cfg->c2s_port, (struct sockaddr_in *)&ss) != 0) {
+            if (uv_ip6_addr(addr, cfg->c2s_port, (struct sockaddr_in6 *)&ss) != 0) {
+                ROOST_ERROR(0, "c2s.bind: not an IP address: %s", addr);
+                continue;
+            }
+            flags = UV_TCP_IPV6ONLY;
+        }
+        uv_tcp_t *l = &node.listeners[node.n_listeners];
+        uv_tcp_init(node.srv.loop, l);
+        int rc = uv_tcp_bind(l, (struct sockaddr *)&ss, flags);
+        if (rc == 0)
+            rc = uv_listen((uv_stream_t *)l, 511, on_connection);
+        if (rc != 0) {
+            ROOST_WARN(0, "cannot listen on %s port %d: %s", addr, cfg->c2s_port, uv_strerror(rc));
+            uv_close((uv_handle_t *)l, NULL);
+            continue;
+        }
+        struct sockaddr_storage bound;
+        int blen = sizeof(bound);
+        int port = cfg->c2s_port;
+        if (uv_tcp_getsockname(l, (struct sockaddr *)&bound, &blen) == 0)
+            port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+        ROOST_INFO(0, "listening addr=%s port=%d", addr, port);
+        node.n_listeners++;
+    }
+    return node.n_listeners > 0 ? 0 : -1;
+}
+
+static void on_envelope(const uint8_t *msg, size_t len, void *data)
+{
+    roost_router_on_envelope(data, msg, len);
+}
+
+static void on_registered(int status, void *data)
+{
+    if (node.srv.shutting_down)
+        return;
+    if (status != 0) {
+        ROOST_WARN(0, "node registration failed: %s; retrying", roost_strerror(status));
+        node.registered = -1;      /* the next (re)connect tries again */
+        return;
+    }
+    node.registered = 1;
+    ROOST_INFO(0, "registered node=%s epoch=%llu", node.srv.node_id,
+               (unsigned long long)roost_store_node_epoch(node.srv.store));
+    if (!node.listening) {
+        if (roost_store_subscribe(node.srv.store, on_envelope, &node.srv) != 0)
+            ROOST_WARN(0, "subscribe failed");
+        if (start_listeners() != 0) {
+            ROOST_ERROR(0, "no c2s listener could be opened");
+            node.exit_code = 1;
+            shutdown_node();
+            return;
+        }
+        node.listening = 1;
+    }
+}
+
+static void on_store_state(int connected, void *data)
+{
+    ROOST_INFO(0, "redis %s", connected ? "connected" : "disconnected");
+    if (connected && node.registered <= 0 && !node.srv.shutting_down) {
+        node.registered = 0;
+        if (roost_store_node_register(node.srv.store, on_registered, NULL) != 0)
+            node.registered = -1;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "domain", required_argument, NULL, 'd' },
+        { "set", required_argument, NULL, 's' },
+        { "check-config", no_argument, NULL, 'C' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *config_path = NULL;
+    int check_only = 0;
+    char err[512];
+    char **sets = calloc((size_t)argc + 1, sizeof(*sets));
+    char **domains = calloc((size_t)argc + 1, sizeof(*domains));
+    size_t n_sets = 0, n_domains = 0;
+    int c;
+    if (sets == NULL || domains == NULL)
+        return 1;
+    while ((c = getopt_long(argc, argv, "c:d:s:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config_path = optarg; break;
+        case 'd': domains[n_domains++] = optarg; break;
+        case 's': sets[n_sets++] = optarg; break;
+        case 'C': check_only = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        usage(stderr);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+
+    roost_config_t *cfg = &node.cfg;
+    if (roost_config_load(cfg, config_path, err, sizeof(err)) != 0) {
+        fprintf(stderr, "roost-node: %s\n", err);
+        return 2;
+    }
+    if (n_domains > 0) {
+        /* --domain replaces; join to one comma list for the setter. */
+        size_t len = 1;
+        for (size_t i = 0; i < n_domains; i++)
+            len += strlen(domains[i]) + 1;
+        char *joined = calloc(1, len);
+        if (joined == NULL)
+            return 1;
+        for (size_t i = 0; i < n_domains; i++) {
+            if (i > 0)
+                strcat(joined, ",");
+            strcat(joined, domains[i]);
+        }
+        int rc = roost_config_set(cfg, "domains", joined, err, sizeof(err));
+        free(joined);
+        if (rc != 0) {
+            fprintf(stderr, "roost-node: %s\n", err);
+            return 2;
+        }
+    }
+    for (size_t i = 0; i < n_sets; i++) {
+        char *eq = strchr(sets[i], '=');
+        if (eq == NULL) {
+            fprintf(stderr, "roost-node: --set %s: expected KEY=VALUE\n", sets[i]);
+            return 2;
+        }
+        *eq = '\0';
+        if (roost_config_set(cfg, sets[i], eq + 1, err, sizeof(err)) != 0) {
+            fprintf(stderr, "roost-node: %s\n", err);
+            return 2;
+        }
+    }
+    free(sets);
+    free(domains);
+    if (roost_config_validate(cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "roost-node: %s\n", err);
+        return 2;
+    }
+    if (check_only) {
+        printf("configuration ok\n");
+        roost_config_free(cfg);
+        return 0;
+    }
+    int level = roost_log_level_parse(cfg->log_level);
+    roost_log_set_level(level >= 0 ? (roost_log_level_t)level : ROOST_LOG_INFO);
+
+    roost_server_t *srv = &node.srv;
+    srv->loop = uv_default_loop();
+    srv->cfg = cfg;
+    srv->on_idle = on_idle;
+    srv->conn_limits.high = cfg->write_high_watermark;
+    srv->conn_limits.low = cfg->write_low_watermark;
+    srv->conn_limits.max = cfg->write_max;
+    if (cfg->node_id != NULL) {
+        snprintf(srv->node_id, sizeof(srv->node_id), "%s", cfg->node_id);
+    } else {
+        unsigned char r[6];
+        if (RAND_bytes(r, sizeof(r)) != 1)
+            return 1;
+        snprintf(srv->node_id, sizeof(srv->node_id), "node-%02x%02x%02x%02x%02x%02x",
+                 r[0], r[1], r[2], r[3], r[4], r[5]);
+    }
+    srv->sessions = roost_map_new();
+    if (srv->sessions == NULL)
+        return 1;
+    roost_store_opts_t so = {
+        .host = cfg->redis_host,
+        .port = cfg->redis_port,
+        .password = cfg->redis_password,
+        .db = cfg->redis_db,
+        .timeout_ms = cfg->redis_timeout_ms,
+        .node_id = srv->node_id,
+    };
+    uv_signal_init(srv->loop, &node.sigint);
+    uv_signal_init(srv->loop, &node.sigterm);
+    uv_signal_start(&node.sigint, on_signal, SIGINT);
+    uv_signal_start(&node.sigterm, on_signal, SIGTERM);
+    uv_timer_init(srv->loop, &node.deadline);
+    uv_unref((uv_handle_t *)&node.deadline);
+
+    ROOST_INFO(0, "starting node=%s redis=%s:%d domains=%zu", srv->node_id,
+               cfg->redis_host, cfg->redis_port, cfg->n_domains);
+    srv->store = roost_store_new(srv->loop, &so, on_store_state, srv);
+    if (srv->store == NULL) {
+        ROOST_ERROR(0, "cannot create the store");
+        return 1;
+    }
+    uv_run(srv->loop, UV_RUN_DEFAULT);
+    /* Drain close callbacks. */
+    uv_run(srv->loop, UV_RUN_DEFAULT);
+    int rc = uv_loop_close(srv->loop);
+    if (rc != 0)
+        ROOST_WARN(0, "loop close: %s", uv_strerror(rc));
+    roost_map_free(srv->sessions);
+    ROOST_INFO(0, "stopped");
+    roost_config_free(cfg);
+    return node.exit_code;
+}
