@@ -398,8 +398,8 @@ int roost_config_set(roost_config_t *cfg, const char *key, const char *value,
                      char *err, size_t errlen)
 {
     const opt_t *o;
-    unsigned long long n;
-    int b, rc;
+    unsigned long long n = 0;
+    int b = 0, rc;
 
     if (cfg == NULL || key == NULL)
         return fail(err, errlen, "config: no option given");
@@ -686,7 +686,7 @@ static void diag_line(diag_t *d, const char *text)
     }
     if (!d->in_backtrace) {
         if (d->cause[0] == '\0')
-            snprintf(d->cause, sizeof(d->cause), "%s", text);
+            snprintf(d->cause, sizeof(d->cause), "%.159s", text);
         return;
     }
     line = column = 0;
@@ -696,8 +696,8 @@ static void diag_line(diag_t *d, const char *text)
     } else if (sscanf(text, " in sequence entry '%70[^']' (line: %d, column: %d)", name, &line,
                       &column) >= 1) {
         char idx[72];
-        snprintf(idx, sizeof(idx), "%s", name);
-        snprintf(name, sizeof(name), "[%s]", idx);
+        snprintf(idx, sizeof(idx), "%.70s", name);
+        snprintf(name, sizeof(name), "[%.70s]", idx);
     } else {
         if (sscanf(text, " in mapping (line: %d, column: %d)", &line, &column) == 2 &&
             d->line == 0) {
@@ -863,7 +863,7 @@ static int apply_yaml(roost_config_t *cfg, const char *path, const y_root_t *y, 
     const y_c2s_t *c2s = y->c2s;
     const y_redis_t *redis = y->redis;
     const y_limits_t *lim = y->limits;
-    const y_log_t *log = y->log;
+    const y_log_t *lg = y->log;
     const struct {
         const char *key;
         const char *value;
@@ -885,7 +885,7 @@ static int apply_yaml(roost_config_t *cfg, const char *path, const y_root_t *y, 
         { "limits.write_high_watermark", lim ? lim->write_high_watermark : NULL },
         { "limits.write_low_watermark", lim ? lim->write_low_watermark : NULL },
         { "limits.write_max", lim ? lim->write_max : NULL },
-        { "log.level", log ? log->level : NULL },
+        { "log.level", lg ? lg->level : NULL },
     };
     int rc;
 
@@ -915,8 +915,8 @@ static int load_file(roost_config_t *cfg, const char *path, char *err, size_t er
         .flags = CYAML_CFG_NO_ALIAS,
     };
     y_root_t *y = NULL;
-    char *text;
-    size_t len;
+    char *text = NULL;
+    size_t len = 0;
     cyaml_err_t e;
     int rc;
 

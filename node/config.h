@@ -48,8 +48,14 @@ int roost_config_defaults(roost_config_t *cfg);
  * ROOST_REDIS_PORT, ROOST_REDIS_PASSWORD, ROOST_REDIS_DB,
  * ROOST_REDIS_TIMEOUT_MS, ROOST_LOG_LEVEL, ROOST_LIMITS_<KEY>), and
  * validates. On error returns ROOST_EINVAL and writes a message naming the
- * offending key into err (size errlen). */
+ * offending key into err (size errlen); *cfg is then left freed (zeroed). */
 int roost_config_load(roost_config_t *cfg, const char *path, char *err, size_t errlen);
+
+/* The same without the final roost_config_validate, so that command-line
+ * options (roost_config_set) can still go on top of file and environment
+ * before the caller validates. */
+int roost_config_load_unvalidated(roost_config_t *cfg, const char *path, char *err,
+                                  size_t errlen);
 
 /* Sets one option by its dotted YAML name ("redis.port", "c2s.bind",
  * "domains", "limits.max_stanza_size", ...) from a string, as the command

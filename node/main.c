@@ -228,7 +228,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     roost_config_t *cfg = &node.cfg;
-    if (roost_config_load(cfg, config_path, err, sizeof(err)) != 0) {
+    if (roost_config_load_unvalidated(cfg, config_path, err, sizeof(err)) != 0) {
         fprintf(stderr, "roost-node: %s\n", err);
         return 2;
     }

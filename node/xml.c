@@ -241,14 +241,15 @@ int roost_xml_add_text(roost_xml_t *parent, const char *text, size_t n)
     roost_xml_t *last = parent->last, *t;
     char *p;
 
+    if (n == 0)
+        return 0;   /* an empty text node would only cost memory */
     if (last && last->name == NULL) {
         if (n > (size_t)-1 - 1 - last->text_len)
             return ROOST_ENOMEM;
         p = realloc(last->text, last->text_len + n + 1);
         if (p == NULL)
             return ROOST_ENOMEM;
-        if (n)
-            memcpy(p + last->text_len, text, n);
+        memcpy(p + last->text_len, text, n);
         last->text = p;
         last->text_len += n;
         p[last->text_len] = '\0';

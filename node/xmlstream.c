@@ -235,8 +235,6 @@ static void XMLCALL on_end(void *ud, const XML_Char *name)
 {
     roost_xmlstream_t *s = ud;
     roost_xml_t *st;
-    unsigned long long end;
-    int n;
 
     (void)name;
     if (dead(s))
@@ -262,10 +260,10 @@ static void XMLCALL on_end(void *ud, const XML_Char *name)
         return;
     }
     /* The periodic check in feed() sees a stanza only between chunks; one
-     * that starts and ends inside a chunk is measured here. */
-    n = XML_GetCurrentByteCount(s->p);
-    end = (unsigned long long)XML_GetCurrentByteIndex(s->p) + (n > 0 ? (unsigned)n : 0);
-    if (end > s->stanza_start && end - s->stanza_start > s->lim.max_stanza) {
+     * that starts and ends inside a chunk is measured here. mark rather
+     * than this event's end: for <x .../> expat reports the end event with
+     * no bytes, and the start tag already moved mark past it. */
+    if (s->mark - s->stanza_start > s->lim.max_stanza) {
         fail(s, "policy-violation", "stanza too large");
         return;
     }
@@ -500,12 +498,13 @@ static int parse_status(roost_xmlstream_t *s, enum XML_Status st)
     return ROOST_EPROTO;
 }
 
-/* Keeps the part of the caller's input expat has not seen yet. */
-static int keep_rest(roost_xmlstream_t *s, const char *rest, size_t n)
+/* Keeps the part of the caller's input expat has not seen yet; base is the
+ * buffer rest lies in, which is our own keep buffer during a resume. */
+static int keep_rest(roost_xmlstream_t *s, const char *base, const char *rest, size_t n)
 {
     char *k;
 
-    if (s->keep && rest >= s->keep && rest <= s->keep + s->keep_len) {
+    if (s->keep && base == s->keep) {
         memmove(s->keep, rest, n);
         s->keep_len = n;
         return 0;
@@ -524,6 +523,24 @@ static int keep_rest(roost_xmlstream_t *s, const char *rest, size_t n)
     return 0;
 }
 
+/* Expat lets a UTF-16 byte order mark (or "<" followed by a NUL) override
+ * the UTF-8 we force, and such a document would then parse. Every UTF-16
+ * or UTF-32 stream has a NUL or a BOM byte among its first two bytes, and
+ * no UTF-8 stream does. */
+static int head_ok(const roost_xmlstream_t *s, const char *buf, size_t n)
+{
+    unsigned long long pos;
+    unsigned char c;
+    size_t k;
+
+    for (k = 0, pos = s->fed; pos < 2 && k < n; k++, pos++) {
+        c = (unsigned char)buf[k];
+        if (c == 0 || (pos == 0 && (c == 0xfe || c == 0xff)))
+            return 0;
+    }
+    return 1;
+}
+
 /* Gives buf to expat in bounded chunks until it is used up, the stream
  * pauses, fails or ends. */
 static int run(roost_xmlstream_t *s, const char *buf, size_t len)
@@ -536,6 +553,10 @@ static int run(roost_xmlstream_t *s, const char *buf, size_t len)
         n = len - off;
         if (n > s->lim.chunk)
             n = s->lim.chunk;
+        if (!head_ok(s, buf + off, n)) {
+            fail(s, "unsupported-encoding", "only UTF-8 is supported");
+            return ROOST_EPROTO;
+        }
         s->in_parse = 1;
         st = XML_Parse(s->p, buf + off, (int)n, XML_FALSE);
         s->in_parse = 0;
@@ -545,7 +566,7 @@ static int run(roost_xmlstream_t *s, const char *buf, size_t len)
         if (rc == ROOST_EAGAIN) {
             /* Expat keeps the unparsed rest of this chunk itself and
              * continues with it in XML_ResumeParser; we keep the rest. */
-            if (keep_rest(s, buf + off, len - off) < 0) {
+            if (keep_rest(s, buf, buf + off, len - off) < 0) {
                 fail(s, "internal-server-error", "out of memory");
                 return ROOST_EPROTO;
             }
@@ -612,8 +633,11 @@ int roost_xmlstream_reset(roost_xmlstream_t *s)
 {
     /* A fresh parser rather than XML_ParserReset: it also drops expat's
      * input buffer, and bytes pipelined after STARTTLS must not survive. */
-    XML_Parser p = parser_new(s);
+    XML_Parser p;
 
+    if (s->in_parse)
+        return ROOST_EINVAL;    /* expat is on the stack below us */
+    p = parser_new(s);
     if (p == NULL)
         return ROOST_ENOMEM;
     XML_ParserFree(s->p);

@@ -1,6 +1,7 @@
 /* Routing decisions of RFC 6121 §8.5.2.1 for bare-JID messages, and the
  * local session map. */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

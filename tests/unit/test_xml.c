@@ -608,6 +608,17 @@ START_TEST(text_concat)
     ck_assert_int_eq(roost_xml_add_text(e, "w\xc3\xb6rld", 6), 0);
     ck_assert_int_eq(roost_xml_add_text(e, "", 0), 0);
     ck_assert_uint_eq(roost_xml_child_count(e), 1);
+    {
+        roost_xml_t *empty = roost_xml_new("x", NULL);
+        char *es;
+
+        ck_assert_int_eq(roost_xml_add_text(empty, "", 0), 0);
+        ck_assert_ptr_null(empty->children);
+        es = ser(empty, NULL);
+        ck_assert_str_eq(es, "<x/>");
+        free(es);
+        roost_xml_free(empty);
+    }
     t = roost_xml_text(e);    /* direct text only */
     ck_assert_str_eq(t, "Hello, w\xc3\xb6rld");
     free(t);

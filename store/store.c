@@ -1,0 +1,1124 @@
+/* The async store: two hiredis links on the libuv loop (commands, pub/sub),
+ * per-call deadlines (hiredis 0.14 has none), reconnect with backoff, and
+ * the session/account/node operations on top of them. */
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "proto/roost.pb-c.h"
+#include "store/error.h"
+#include "store/keys.h"
+#include "store/scripts.h"
+#include "store/store.h"
+
+#define LEASE_MS 10000     /* first lease of roost:node:<id>; membership renews */
+#define SCRIPT_ARGS_MAX 8  /* keys + args of our largest script call */
+#define ITER_MAX 10000000u /* refuse absurd stored SCRAM iteration counts */
+
+typedef struct call_s call_t;
+typedef void (*call_fn)(call_t *c, int status, redisReply *r);
+
+/* One pending user call. It is on the store's FIFO (ordered by deadline,
+ * since every call gets the same timeout) until completed; hiredis keeps a
+ * reference until it runs our reply wrapper, which frees it. */
+struct call_s {
+    call_t *prev, *next;
+    roost_store_t *st;
+    uint64_t deadline;
+    int done;          /* the user callback ran */
+    int retried;       /* already re-sent as EVAL after NOSCRIPT */
+    roost_script_id_t script;
+    int argc;          /* > 0 for script calls: argv kept for the EVAL retry */
+    const char **argv;
+    size_t *argvlen;
+    call_fn fn;
+    union {
+        roost_store_reply_cb reply;
+        roost_store_status_cb status;
+        roost_store_cred_cb cred;
+        roost_store_bind_cb bind;
+        roost_store_sessions_cb sessions;
+        roost_store_session_cb session;
+        roost_store_publish_cb publish;
+    } cb;
+    void *data;
+    roost_hash_t hash;           /* cred_get */
+    uint64_t conn_id;            /* bind: the binding connection */
+    uint64_t epoch;              /* bind */
+    char node_id[ROOST_NODE_ID_MAX + 1];
+    char *resource;              /* bind, get */
+};
+
+/* One Redis connection. timer is the reconnect timer while ac is NULL and
+ * the setup watchdog while ac is set but not ready. */
+typedef struct {
+    roost_store_t *st;
+    redisAsyncContext *ac;
+    int is_sub;
+    int ready;
+    int init_left;
+    unsigned backoff;
+    uv_timer_t timer;
+} link_t;
+
+struct roost_store_s {
+    uv_loop_t *loop;
+    char *host;
+    int port;
+    char *password;
+    int db;
+    unsigned timeout_ms, rmin, rmax;
+    char node_id[ROOST_NODE_ID_MAX + 1];
+    uint64_t epoch;
+    roost_store_state_cb state_cb;
+    void *state_data;
+    roost_store_message_cb msg_cb;
+    void *msg_data;
+    char *channel;     /* roost:route:<node_id> once subscribed */
+    int up;            /* last state reported to state_cb */
+    int closing;
+    int open_handles;
+    link_t cmd, sub;
+    uv_timer_t deadline;
+    call_t *head, *tail;
+    char sha[ROOST_SCRIPT_COUNT][ROOST_SCRIPT_SHA_LEN + 1];
+};
+
+static void link_connect(link_t *l);
+
+/* ---- pending calls and deadlines ------------------------------------- */
+
+static void call_free(call_t *c)
+{
+    free(c->argv);   /* argvlen and the copied bytes live in the same block */
+    free(c->resource);
+    free(c);
+}
+
+static void unlink_call(call_t *c)
+{
+    roost_store_t *st = c->st;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        st->head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        st->tail = c->prev;
+    c->prev = c->next = NULL;
+}
+
+/* Runs the user callback once; the struct stays until hiredis lets go. */
+static void complete(call_t *c, int status, redisReply *r)
+{
+    if (c->done)
+        return;
+    c->done = 1;
+    unlink_call(c);
+    c->fn(c, status, r);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    roost_store_t *st = t->data;
+    uint64_t now = uv_now(st->loop);
+
+    while (st->head && st->head->deadline <= now)
+        complete(st->head, ROOST_ETIMEDOUT, NULL);
+    if (st->head && !st->closing)
+        uv_timer_start(&st->deadline, on_deadline, st->head->deadline - now, 0);
+}
+
+static int is_noscript(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_ERROR && r->len >= 8 && memcmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    call_t *c = priv;
+    redisReply *r = reply;
+
+    if (c->done) {          /* timed out or canceled earlier: just let go */
+        call_free(c);
+        return;
+    }
+    if (!r) {               /* the link broke (or is being freed) */
+        link_t *l = ac->data;
+        if (l)
+            l->ready = 0;   /* no new calls on a dying context */
+        complete(c, ROOST_EREDIS, NULL);
+        call_free(c);
+        return;
+    }
+    /* A Redis restart flushes the script cache: send the source once. */
+    if (c->argc && !c->retried && is_noscript(r)) {
+        c->retried = 1;
+        c->argv[0] = "EVAL";
+        c->argvlen[0] = 4;
+        c->argv[1] = roost_script_text(c->script);
+        c->argvlen[1] = strlen(c->argv[1]);
+        if (redisAsyncCommandArgv(ac, on_reply, c, c->argc, c->argv, c->argvlen) == REDIS_OK)
+            return;
+        complete(c, ROOST_EREDIS, NULL);
+        call_free(c);
+        return;
+    }
+    complete(c, 0, r);
+    call_free(c);
+}
+
+static call_t *call_new(roost_store_t *st, call_fn fn, void *data)
+{
+    call_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->st = st;
+    c->fn = fn;
+    c->data = data;
+    return c;
+}
+
+/* Common entry checks of every public call. */
+static int usable(const roost_store_t *st)
+{
+    if (!st)
+        return ROOST_EINVAL;
+    if (st->closing)
+        return ROOST_ECANCELED;
+    if (!st->cmd.ready || !st->cmd.ac)
+        return ROOST_ENOTCONN;
+    return 0;
+}
+
+/* Sends c on the command link and queues it for its deadline. On error c
+ * is freed and its callback will not run. */
+static int call_send(roost_store_t *st, call_t *c, int argc, const char **argv,
+                     const size_t *argvlen)
+{
+    if (redisAsyncCommandArgv(st->cmd.ac, on_reply, c, argc, argv, argvlen) != REDIS_OK) {
+        call_free(c);
+        return ROOST_EREDIS;
+    }
+    /* The loop's cached time may be stale if the caller ran long since the
+     * loop last polled; a stale base would expire calls early. */
+    uv_update_time(st->loop);
+    c->deadline = uv_now(st->loop) + st->timeout_ms;
+    c->prev = st->tail;
+    if (st->tail)
+        st->tail->next = c;
+    else
+        st->head = c;
+    st->tail = c;
+    if (!uv_is_active((uv_handle_t *)&st->deadline))
+        uv_timer_start(&st->deadline, on_deadline, st->timeout_ms, 0);
+    return 0;
+}
+
+/* EVALSHA id with keys+args a[0..n) (the first nkeys are keys). The argv is
+ * copied into the call so a NOSCRIPT reply can be answered with EVAL. */
+static int script_send(roost_store_t *st, call_t *c, roost_script_id_t id, int nkeys,
+                       int n, const char **a, const size_t *al)
+{
+    char nk[16];
+    size_t total = 0;
+    int argc = n + 3;
+
+    if (n > SCRIPT_ARGS_MAX) {
+        call_free(c);
+        return ROOST_EINVAL;
+    }
+    snprintf(nk, sizeof(nk), "%d", nkeys);
+    for (int i = 0; i < n; i++)
+        total += al[i];
+    total += strlen(nk);
+    char *blk = malloc((size_t)argc * (sizeof(char *) + sizeof(size_t)) + total + 1);
+    if (!blk) {
+        call_free(c);
+        return ROOST_ENOMEM;
+    }
+    c->argv = (const char **)(void *)blk;
+    c->argvlen = (size_t *)(void *)(blk + (size_t)argc * sizeof(char *));
+    char *p = blk + (size_t)argc * (sizeof(char *) + sizeof(size_t));
+    c->argc = argc;
+    c->script = id;
+    c->argv[0] = "EVALSHA";
+    c->argvlen[0] = 7;
+    c->argv[1] = st->sha[id];
+    c->argvlen[1] = strlen(st->sha[id]);
+    memcpy(p, nk, strlen(nk));
+    c->argv[2] = p;
+    c->argvlen[2] = strlen(nk);
+    p += strlen(nk);
+    for (int i = 0; i < n; i++) {
+        if (al[i])
+            memcpy(p, a[i], al[i]);
+        c->argv[3 + i] = p;
+        c->argvlen[3 + i] = al[i];
+        p += al[i];
+    }
+    return call_send(st, c, argc, c->argv, c->argvlen);
+}
+
+/* ---- links: connect, setup, loss, reconnect ------------------------- */
+
+static void report_state(roost_store_t *st)
+{
+    int want = st->cmd.ready && (!st->channel || st->sub.ready);
+
+    if (st->closing)
+        return;
+    if (st->up && (!st->cmd.ready || (st->channel && !st->sub.ready))) {
+        st->up = 0;
+        if (st->state_cb)
+            st->state_cb(0, st->state_data);
+    } else if (!st->up && want) {
+        st->up = 1;
+        if (st->state_cb)
+            st->state_cb(1, st->state_data);
+    }
+}
+
+static void on_link_timer(uv_timer_t *t);
+
+/* The link is gone (ac already released or being released by hiredis):
+ * schedule a reconnect and tell the user. */
+static void link_lost(link_t *l)
+{
+    roost_store_t *st = l->st;
+
+    l->ready = 0;
+    if (st->closing)
+        return;
+    uv_timer_start(&l->timer, on_link_timer, l->backoff, 0);
+    l->backoff = l->backoff * 2 > st->rmax ? st->rmax : l->backoff * 2;
+    report_state(st);
+}
+
+/* Tears our side down now (setup failed or timed out). hiredis calls the
+ * pending callbacks with NULL; they see ac->data NULL and ignore it. */
+static void link_drop(link_t *l)
+{
+    redisAsyncContext *ac = l->ac;
+
+    l->ac = NULL;
+    if (ac) {
+        ac->data = NULL;
+        redisAsyncFree(ac);
+    }
+    link_lost(l);
+}
+
+static void link_ready(link_t *l)
+{
+    l->ready = 1;
+    l->backoff = l->st->rmin;
+    uv_timer_stop(&l->timer);
+    report_state(l->st);
+}
+
+static void on_link_timer(uv_timer_t *t)
+{
+    roost_store_t *st = t->data;
+    link_t *l = t == &st->cmd.timer ? &st->cmd : &st->sub;
+
+    if (st->closing)
+        return;
+    if (!l->ac)
+        link_connect(l);
+    else if (!l->ready)
+        link_drop(l);     /* setup watchdog: connect or init hung */
+}
+
+static void on_connect(const redisAsyncContext *cac, int status)
+{
+    redisAsyncContext *ac = (redisAsyncContext *)cac;
+    link_t *l = ac->data;
+
+    if (!l || status == REDIS_OK)
+        return;
+    /* hiredis frees ac after this returns and calls no disconnect callback. */
+    ac->data = NULL;
+    l->ac = NULL;
+    link_lost(l);
+}
+
+static void on_disconnect(const redisAsyncContext *cac, int status)
+{
+    redisAsyncContext *ac = (redisAsyncContext *)cac;
+    link_t *l = ac->data;
+
+    if (!l)
+        return;
+    ac->data = NULL;
+    l->ac = NULL;
+    link_lost(l);
+}
+
+/* Replies of AUTH, SELECT and SCRIPT LOAD; tag > 0 is 1 + script id. */
+static void on_init_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    link_t *l = ac->data;
+    redisReply *r = reply;
+    intptr_t tag = (intptr_t)priv;
+
+    if (!l || !r)
+        return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        link_drop(l);
+        return;
+    }
+    if (tag > 0 && r->type == REDIS_REPLY_STRING && r->len == ROOST_SCRIPT_SHA_LEN)
+        memcpy(l->st->sha[tag - 1], r->str, ROOST_SCRIPT_SHA_LEN);
+    if (--l->init_left == 0 && !l->is_sub)
+        link_ready(l);
+}
+
+static void on_sub_message(redisAsyncContext *ac, void *reply, void *priv)
+{
+    link_t *l = ac->data;
+    redisReply *r = reply;
+
+    if (!l || !r || r->type != REDIS_REPLY_ARRAY || r->elements < 3)
+        return;
+    redisReply *kind = r->element[0], *payload = r->element[2];
+    if (kind->type != REDIS_REPLY_STRING)
+        return;
+    if (kind->len == 9 && memcmp(kind->str, "subscribe", 9) == 0) {
+        if (!l->ready)
+            link_ready(l);
+    } else if (kind->len == 7 && memcmp(kind->str, "message", 7) == 0
+               && payload->type == REDIS_REPLY_STRING && l->st->msg_cb) {
+        l->st->msg_cb((const uint8_t *)payload->str, payload->len, l->st->msg_data);
+    }
+}
+
+/* hiredis event hooks on a uv_poll_t. Our own instead of hiredis 0.14's
+ * adapters/libuv.h: that one drops libuv's error status (POLLERR, e.g. a
+ * refused connect), after which libuv has stopped the poll and hiredis never
+ * learns the socket failed. Here an error status retries the I/O hiredis
+ * asked for, which surfaces the socket error through hiredis's own paths. */
+typedef struct {
+    redisAsyncContext *ac;   /* NULL once hiredis cleaned up */
+    uv_poll_t poll;
+    int events;
+} uvev_t;
+
+static void ev_poll(uv_poll_t *h, int status, int events)
+{
+    uvev_t *e = h->data;
+    int ev = status < 0 ? e->events : events;
+
+    if (e->ac && (ev & UV_READABLE))
+        redisAsyncHandleRead(e->ac);
+    if (e->ac && (ev & UV_WRITABLE))
+        redisAsyncHandleWrite(e->ac);
+}
+
+static void ev_update(uvev_t *e, int add, int del)
+{
+    e->events = (e->events | add) & ~del;
+    if (e->events)
+        uv_poll_start(&e->poll, e->events, ev_poll);
+    else
+        uv_poll_stop(&e->poll);
+}
+
+static void ev_add_read(void *p) { ev_update(p, UV_READABLE, 0); }
+static void ev_del_read(void *p) { ev_update(p, 0, UV_READABLE); }
+static void ev_add_write(void *p) { ev_update(p, UV_WRITABLE, 0); }
+static void ev_del_write(void *p) { ev_update(p, 0, UV_WRITABLE); }
+
+static void ev_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void ev_cleanup(void *p)
+{
+    uvev_t *e = p;
+    e->ac = NULL;
+    uv_close((uv_handle_t *)&e->poll, ev_closed);
+}
+
+static int ev_attach(redisAsyncContext *ac, uv_loop_t *loop)
+{
+    uvev_t *e = calloc(1, sizeof(*e));
+
+    if (!e)
+        return ROOST_ENOMEM;
+    if (uv_poll_init(loop, &e->poll, ac->c.fd) != 0) {
+        free(e);
+        return ROOST_EIO;
+    }
+    e->ac = ac;
+    e->poll.data = e;
+    ac->ev.data = e;
+    ac->ev.addRead = ev_add_read;
+    ac->ev.delRead = ev_del_read;
+    ac->ev.addWrite = ev_add_write;
+    ac->ev.delWrite = ev_del_write;
+    ac->ev.cleanup = ev_cleanup;
+    return 0;
+}
+
+static void link_connect(link_t *l)
+{
+    roost_store_t *st = l->st;
+    redisAsyncContext *ac = redisAsyncConnect(st->host, st->port);
+
+    if (!ac)
+        goto fail;
+    if (ac->err || ev_attach(ac, st->loop) < 0) {
+        redisAsyncFree(ac);
+        goto fail;
+    }
+    ac->data = l;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    l->ac = ac;
+    l->ready = 0;
+    l->init_left = 0;
+    /* hiredis queues these until the socket connects. */
+    if (st->password && st->password[0]) {
+        redisAsyncCommand(ac, on_init_reply, (void *)0, "AUTH %s", st->password);
+        l->init_left++;
+    }
+    if (l->is_sub) {
+        const char *argv[2] = { "SUBSCRIBE", st->channel };
+        redisAsyncCommandArgv(ac, on_sub_message, NULL, 2, argv, NULL);
+    } else {
+        if (st->db > 0) {
+            redisAsyncCommand(ac, on_init_reply, (void *)0, "SELECT %d", st->db);
+            l->init_left++;
+        }
+        for (int i = 0; i < ROOST_SCRIPT_COUNT; i++) {
+            redisAsyncCommand(ac, on_init_reply, (void *)(intptr_t)(i + 1), "SCRIPT LOAD %s",
+                              roost_script_text((roost_script_id_t)i));
+            l->init_left++;
+        }
+    }
+    /* Setup watchdog: hiredis 0.14 has no connect timeout either. */
+    uv_timer_start(&l->timer, on_link_timer, 2 * (uint64_t)st->timeout_ms, 0);
+    return;
+fail:
+    link_lost(l);
+}
+
+/* ---- lifecycle ------------------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    roost_store_t *st = h->data;
+
+    if (--st->open_handles > 0)
+        return;
+    free(st->host);
+    free(st->password);
+    free(st->channel);
+    free(st);
+}
+
+roost_store_t *roost_store_new(uv_loop_t *loop, const roost_store_opts_t *opts,
+                               roost_store_state_cb state_cb, void *data)
+{
+    roost_store_t *st;
+
+    if (!loop || !opts)
+        return NULL;
+    if (opts->node_id && !roost_session_node_id_valid(opts->node_id))
+        return NULL;
+    st = calloc(1, sizeof(*st));
+    if (!st)
+        return NULL;
+    st->loop = loop;
+    st->host = strdup(opts->host ? opts->host : "127.0.0.1");
+    if (!st->host)
+        goto fail_st;
+    if (opts->password && opts->password[0] && !(st->password = strdup(opts->password)))
+        goto fail_host;
+    st->port = opts->port > 0 ? opts->port : 6379;
+    st->db = opts->db;
+    st->timeout_ms = opts->timeout_ms ? opts->timeout_ms : 2000;
+    st->rmin = opts->reconnect_min_ms ? opts->reconnect_min_ms : 100;
+    st->rmax = opts->reconnect_max_ms ? opts->reconnect_max_ms : 5000;
+    if (st->rmax < st->rmin)
+        st->rmax = st->rmin;
+    if (opts->node_id)
+        strcpy(st->node_id, opts->node_id);
+    st->state_cb = state_cb;
+    st->state_data = data;
+    for (int i = 0; i < ROOST_SCRIPT_COUNT; i++)
+        roost_script_sha((roost_script_id_t)i, st->sha[i]);
+
+    uv_timer_init(loop, &st->deadline);
+    st->deadline.data = st;
+    link_t *links[2] = { &st->cmd, &st->sub };
+    for (int i = 0; i < 2; i++) {
+        links[i]->st = st;
+        links[i]->is_sub = i == 1;
+        links[i]->backoff = st->rmin;
+        uv_timer_init(loop, &links[i]->timer);
+        links[i]->timer.data = st;
+    }
+    st->open_handles = 3;
+    link_connect(&st->cmd);
+    return st;
+
+fail_host:
+    free(st->host);
+fail_st:
+    free(st);
+    return NULL;
+}
+
+static void link_close(link_t *l)
+{
+    redisAsyncContext *ac = l->ac;
+
+    l->ac = NULL;
+    l->ready = 0;
+    if (ac) {
+        ac->data = NULL;   /* our hiredis callbacks now ignore this context */
+        redisAsyncFree(ac);
+    }
+    uv_close((uv_handle_t *)&l->timer, on_handle_closed);
+}
+
+void roost_store_free(roost_store_t *st)
+{
+    if (!st || st->closing)
+        return;
+    st->closing = 1;
+    while (st->head)
+        complete(st->head, ROOST_ECANCELED, NULL);
+    link_close(&st->cmd);
+    link_close(&st->sub);
+    uv_close((uv_handle_t *)&st->deadline, on_handle_closed);
+}
+
+int roost_store_connected(const roost_store_t *st)
+{
+    return st && !st->closing && st->cmd.ready;
+}
+
+const char *roost_store_node_id(const roost_store_t *st)
+{
+    return st->node_id;
+}
+
+uint64_t roost_store_node_epoch(const roost_store_t *st)
+{
+    return st->epoch;
+}
+
+/* ---- generic --------------------------------------------------------- */
+
+static void h_command(call_t *c, int status, redisReply *r)
+{
+    c->cb.reply(status, r, c->data);
+}
+
+int roost_store_command(roost_store_t *st, int argc, const char **argv,
+                        const size_t *argvlen, roost_store_reply_cb cb, void *data)
+{
+    int rc = usable(st);
+    if (rc < 0)
+        return rc;
+    if (argc <= 0 || !argv || !cb)
+        return ROOST_EINVAL;
+    call_t *c = call_new(st, h_command, data);
+    if (!c)
+        return ROOST_ENOMEM;
+    c->cb.reply = cb;
+    return call_send(st, c, argc, argv, argvlen);
+}
+
+/* status for replies that only say "done" (or 1/0 where 0 means stale). */
+static int reply_status(int status, const redisReply *r)
+{
+    if (status < 0)
+        return status;
+    if (r->type == REDIS_REPLY_ERROR)
+        return ROOST_EREDIS;
+    return 0;
+}
+
+static void h_status(call_t *c, int status, redisReply *r)
+{
+    c->cb.status(reply_status(status, r), c->data);
+}
+
+static void h_status_owned(call_t *c, int status, redisReply *r)
+{
+    int rc = reply_status(status, r);
+    if (rc == 0 && (r->type != REDIS_REPLY_INTEGER || r->integer != 1))
+        rc = r->type == REDIS_REPLY_INTEGER ? ROOST_ESTALE : ROOST_EREDIS;
+    c->cb.status(rc, c->data);
+}
+
+/* ---- node ------------------------------------------------------------ */
+
+static uint64_t now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
+}
+
+static void h_register(call_t *c, int status, redisReply *r)
+{
+    int rc = reply_status(status, r);
+    if (rc == 0 && (r->type != REDIS_REPLY_INTEGER || r->integer <= 0))
+        rc = ROOST_EREDIS;
+    if (rc == 0)
+        c->st->epoch = (uint64_t)r->integer;
+    c->cb.status(rc, c->data);
+}
+
+int roost_store_node_register(roost_store_t *st, roost_store_status_cb cb, void *data)
+{
+    char now[24], lease[24];
+    int rc = usable(st);
+
+    if (rc < 0)
+        return rc;
+    if (!cb || !st->node_id[0])
+        return ROOST_EINVAL;
+    char *node = roost_key_node(st->node_id);
+    if (!node)
+        return ROOST_ENOMEM;
+    call_t *c = call_new(st, h_register, data);
+    if (!c) {
+        free(node);
+        return ROOST_ENOMEM;
+    }
+    c->cb.status = cb;
+    snprintf(now, sizeof(now), "%" PRIu64, now_ms());
+    snprintf(lease, sizeof(lease), "%d", LEASE_MS);
+    const char *a[] = { ROOST_KEY_EPOCH, ROOST_KEY_NODES, node, st->node_id, now, lease };
+    size_t al[6];
+    for (int i = 0; i < 6; i++)
+        al[i] = strlen(a[i]);
+    rc = script_send(st, c, ROOST_SCRIPT_REGISTER, 3, 6, a, al);
+    free(node);
+    return rc;
+}
+
+int roost_store_node_cleanup(roost_store_t *st, roost_store_status_cb cb, void *data)
+{
+    char ep[24];
+    int rc = usable(st);
+
+    if (rc < 0)
+        return rc;
+    if (!cb || !st->node_id[0])
+        return ROOST_EINVAL;
+    char *ns = roost_key_nodesess(st->node_id);
+    if (!ns)
+        return ROOST_ENOMEM;
+    call_t *c = call_new(st, h_status, data);
+    if (!c) {
+        free(ns);
+        return ROOST_ENOMEM;
+    }
+    c->cb.status = cb;
+    snprintf(ep, sizeof(ep), "%" PRIu64, st->epoch);
+    const char *a[] = { ns, st->node_id, ep, ROOST_KEY_SESS_PREFIX, ROOST_KEY_SESS_SUFFIX };
+    size_t al[5];
+    for (int i = 0; i < 5; i++)
+        al[i] = strlen(a[i]);
+    rc = script_send(st, c, ROOST_SCRIPT_CLEANUP, 1, 5, a, al);
+    free(ns);
+    return rc;
+}
+
+/* ---- accounts -------------------------------------------------------- */
+
+/* Fills *out from a stored ScramCred, checking every length against what
+ * the hash needs: the value is data we did not write in this process. */
+static int cred_decode(const redisReply *r, roost_hash_t hash, roost_scram_cred_t *out)
+{
+    Roost__ScramCred *m;
+    size_t kl = roost_hash_len(hash);
+    int rc = ROOST_EINVAL;
+
+    if (r->len > 1024)
+        return ROOST_EINVAL;
+    m = roost__scram_cred__unpack(NULL, r->len, (const uint8_t *)r->str);
+    if (!m)
+        return ROOST_EINVAL;
+    if (m->hash != (uint32_t)hash || m->salt.len == 0 || m->salt.len > ROOST_CRED_SALT_MAX
+        || m->iterations < ROOST_CRED_ITER_MIN || m->iterations > ITER_MAX
+        || kl == 0 || kl > ROOST_CRED_KEY_MAX
+        || m->stored_key.len != kl || m->server_key.len != kl)
+        goto fail_m;
+    memset(out, 0, sizeof(*out));
+    out->hash = hash;
+    memcpy(out->salt, m->salt.data, m->salt.len);
+    out->salt_len = m->salt.len;
+    out->iterations = m->iterations;
+    memcpy(out->stored_key, m->stored_key.data, kl);
+    memcpy(out->server_key, m->server_key.data, kl);
+    rc = 0;
+fail_m:
+    roost__scram_cred__free_unpacked(m, NULL);
+    return rc;
+}
+
+static void h_cred(call_t *c, int status, redisReply *r)
+{
+    roost_scram_cred_t cred;
+    int rc = reply_status(status, r);
+
+    if (rc == 0 && r->type == REDIS_REPLY_NIL) {
+        c->cb.cred(0, NULL, c->data);
+        return;
+    }
+    if (rc == 0)
+        rc = r->type == REDIS_REPLY_STRING ? cred_decode(r, c->hash, &cred) : ROOST_EREDIS;
+    c->cb.cred(rc, rc == 0 ? &cred : NULL, c->data);
+    if (rc == 0)
+        memset(&cred, 0, sizeof(cred));
+}
+
+int roost_store_cred_get(roost_store_t *st, const char *bare, roost_hash_t hash,
+                         roost_store_cred_cb cb, void *data)
+{
+    int rc = usable(st);
+
+    if (rc < 0)
+        return rc;
+    if (!bare || !cb || (hash != ROOST_HASH_SHA1 && hash != ROOST_HASH_SHA256))
+        return ROOST_EINVAL;
+    char *key = roost_key_acct(bare);
+    if (!key)
+        return ROOST_ENOMEM;
+    call_t *c = call_new(st, h_cred, data);
+    if (!c) {
+        free(key);
+        return ROOST_ENOMEM;
+    }
+    c->cb.cred = cb;
+    c->hash = hash;
+    const char *argv[] = { "HGET", key,
+                           hash == ROOST_HASH_SHA1 ? ROOST_ACCT_F_SHA1 : ROOST_ACCT_F_SHA256 };
+    rc = call_send(st, c, 3, argv, NULL);
+    free(key);
+    return rc;
+}
+
+/* ---- sessions -------------------------------------------------------- */
+
+static void h_bind(call_t *c, int status, redisReply *r)
+{
+    roost_session_t old;
+    int rc = reply_status(status, r);
+
+    if (rc == 0 && r->type == REDIS_REPLY_INTEGER)
+        rc = r->integer == -1 ? ROOST_ELIMIT : ROOST_EREDIS;
+    if (rc < 0 || r->type == REDIS_REPLY_NIL) {
+        c->cb.bind(rc, NULL, c->data);
+        return;
+    }
+    if (r->type != REDIS_REPLY_STRING) {
+        c->cb.bind(ROOST_EREDIS, NULL, c->data);
+        return;
+    }
+    /* The bind happened; an undecodable old value has nobody to kick. A
+     * rebind by the same connection is no conflict either. */
+    if (roost_session_decode(&old, c->resource, (const uint8_t *)r->str, r->len) < 0) {
+        c->cb.bind(0, NULL, c->data);
+        return;
+    }
+    int same = old.conn_id == c->conn_id && old.node_epoch == c->epoch
+               && strcmp(old.node_id, c->node_id) == 0;
+    c->cb.bind(0, same ? NULL : &old, c->data);
+    roost_session_clear(&old);
+}
+
+/* Builds "bare/resource". */
+static char *full_jid(const char *bare, const char *res)
+{
+    size_t lb = strlen(bare), lr = strlen(res);
+    char *s = malloc(lb + lr + 2);
+    if (!s)
+        return NULL;
+    memcpy(s, bare, lb);
+    s[lb] = '/';
+    memcpy(s + lb + 1, res, lr + 1);
+    return s;
+}
+
+int roost_store_session_bind(roost_store_t *st, const char *bare, const roost_session_t *rec,
+                             unsigned max_resources, roost_store_bind_cb cb, void *data)
+{
+    char maxs[16];
+    uint8_t *val;
+    size_t vlen;
+    int rc = usable(st);
+
+    if (rc < 0)
+        return rc;
+    if (!bare || !rec || !rec->resource || !cb)
+        return ROOST_EINVAL;
+    if ((rc = roost_session_encode(rec, &val, &vlen)) < 0)
+        return rc;
+    rc = ROOST_ENOMEM;
+    char *sess = roost_key_sess(bare);
+    if (!sess)
+        goto fail_val;
+    char *ns = roost_key_nodesess(rec->node_id);
+    if (!ns)
+        goto fail_sess;
+    char *fj = full_jid(bare, rec->resource);
+    if (!fj)
+        goto fail_ns;
+    call_t *c = call_new(st, h_bind, data);
+    if (!c)
+        goto fail_fj;
+    c->cb.bind = cb;
+    c->conn_id = rec->conn_id;
+    c->epoch = rec->node_epoch;
+    strcpy(c->node_id, rec->node_id);
+    if (!(c->resource = strdup(rec->resource))) {
+        call_free(c);
+        goto fail_fj;
+    }
+    snprintf(maxs, sizeof(maxs), "%u", max_resources);
+    const char *a[] = { sess, ns, rec->resource, (const char *)val, maxs, fj };
+    size_t al[] = { strlen(sess), strlen(ns), strlen(rec->resource), vlen, strlen(maxs),
+                    strlen(fj) };
+    rc = script_send(st, c, ROOST_SCRIPT_BIND, 2, 6, a, al);
+fail_fj:
+    free(fj);
+fail_ns:
+    free(ns);
+fail_sess:
+    free(sess);
+fail_val:
+    free(val);
+    return rc;
+}
+
+int roost_store_session_update(roost_store_t *st, const char *bare, const roost_session_t *rec,
+                               roost_store_status_cb cb, void *data)
+{
+    char ep[24], conn[24];
+    uint8_t *val;
+    size_t vlen;
+    int rc = usable(st);
+
+    if (rc < 0)
+        return rc;
+    if (!bare || !rec || !rec->resource || !cb)
+        return ROOST_EINVAL;
+    if ((rc = roost_session_encode(rec, &val, &vlen)) < 0)
+        return rc;
+    rc = ROOST_ENOMEM;
+    char *sess = roost_key_sess(bare);
+    if (!sess)
+        goto fail_val;
+    call_t *c = call_new(st, h_status_owned, data);
+    if (!c)
+        goto fail_sess;
+    c->cb.status = cb;
+    snprintf(ep, sizeof(ep), "%" PRIu64, rec->node_epoch);
+    snprintf(conn, sizeof(conn), "%" PRIu64, rec->conn_id);
+    const char *a[] = { sess, rec->resource, rec->node_id, ep, conn, (const char *)val };
+    size_t al[] = { strlen(sess), strlen(rec->resource), strlen(rec->node_id), strlen(ep),
+                    strlen(conn), vlen };
+    rc = script_send(st, c, ROOST_SCRIPT_UPDATE, 1, 6, a, al);
+fail_sess:
+    free(sess);
+fail_val:
+    free(val);
+    return rc;
+}
+
+int roost_store_session_unbind(roost_store_t *st, const char *bare, const char *resource,
+                               uint64_t conn_id, roost_store_status_cb cb, void *data)
+{
+    char ep[24], conn[24];
+    int rc = usable(st);
+
+    if (rc < 0)
+        return rc;
+    if (!bare || !resource || !cb || !st->node_id[0])
+        return ROOST_EINVAL;
+    rc = ROOST_ENOMEM;
+    char *sess = roost_key_sess(bare);
+    if (!sess)
+        return rc;
+    char *ns = roost_key_nodesess(st->node_id);
+    if (!ns)
+        goto fail_sess;
+    char *fj = full_jid(bare, resource);
+    if (!fj)
+        goto fail_ns;
+    call_t *c = call_new(st, h_status, data);
+    if (!c)
+        goto fail_fj;
+    c->cb.status = cb;
+    snprintf(ep, sizeof(ep), "%" PRIu64, st->epoch);
+    snprintf(conn, sizeof(conn), "%" PRIu64, conn_id);
+    const char *a[] = { sess, ns, resource, st->node_id, ep, conn, fj };
+    size_t al[7];
+    for (int i = 0; i < 7; i++)
+        al[i] = strlen(a[i]);
+    rc = script_send(st, c, ROOST_SCRIPT_UNBIND, 2, 7, a, al);
+fail_fj:
+    free(fj);
+fail_ns:
+    free(ns);
+fail_sess:
+    free(sess);
+    return rc;
+}
+
+static void h_sessions(call_t *c, int status, redisReply *r)
+{
+    int rc = reply_status(status, r);
+    roost_session_t *recs = NULL;
+    size_t n = 0;
+
+    if (rc == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements % 2))
+        rc = ROOST_EREDIS;
+    if (rc == 0 && r->elements && !(recs = calloc(r->elements / 2, sizeof(*recs))))
+        rc = ROOST_ENOMEM;
+    for (size_t i = 0; rc == 0 && i + 1 < r->elements; i += 2) {
+        const redisReply *f = r->element[i], *v = r->element[i + 1];
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING
+            || strlen(f->str) != f->len)
+            continue;
+        /* A malformed record is skipped, not fatal: the rest still route. */
+        if (roost_session_decode(&recs[n], f->str, (const uint8_t *)v->str, v->len) == 0)
+            n++;
+    }
+    c->cb.sessions(rc, rc == 0 ? recs : NULL, rc == 0 ? n : 0, c->data);
+    for (size_t i = 0; i < n; i++)
+        roost_session_clear(&recs[i]);
+    free(recs);
+}
+
+int roost_store_session_list(roost_store_t *st, const char *bare,
+                             roost_store_sessions_cb cb, void *data)
+{
+    int rc = usable(st);
+
+    if (rc < 0)
+        return rc;
+    if (!bare || !cb)
+        return ROOST_EINVAL;
+    char *sess = roost_key_sess(bare);
+    if (!sess)
+        return ROOST_ENOMEM;
+    call_t *c = call_new(st, h_sessions, data);
+    if (!c) {
+        free(sess);
+        return ROOST_ENOMEM;
+    }
+    c->cb.sessions = cb;
+    const char *argv[] = { "HGETALL", sess };
+    rc = call_send(st, c, 2, argv, NULL);
+    free(sess);
+    return rc;
+}
+
+static void h_session(call_t *c, int status, redisReply *r)
+{
+    roost_session_t rec;
+    int rc = reply_status(status, r);
+
+    if (rc == 0 && r->type == REDIS_REPLY_NIL) {
+        c->cb.session(0, NULL, c->data);
+        return;
+    }
+    if (rc == 0)
+        rc = r->type == REDIS_REPLY_STRING
+                 ? roost_session_decode(&rec, c->resource, (const uint8_t *)r->str, r->len)
+                 : ROOST_EREDIS;
+    c->cb.session(rc, rc == 0 ? &rec : NULL, c->data);
+    if (rc == 0)
+        roost_session_clear(&rec);
+}
+
+int roost_store_session_get(roost_store_t *st, const char *bare, const char *resource,
+                            roost_store_session_cb cb, void *data)
+{
+    int rc = usable(st);
+
+    if (rc < 0)
+        return rc;
+    if (!bare || !resource || !cb)
+        return ROOST_EINVAL;
+    char *sess = roost_key_sess(bare);
+    if (!sess)
+        return ROOST_ENOMEM;
+    call_t *c = call_new(st, h_session, data);
+    if (!c || !(c->resource = strdup(resource))) {
+        free(c);
+        free(sess);
+        return ROOST_ENOMEM;
+    }
+    c->cb.session = cb;
+    const char *argv[] = { "HGET", sess, resource };
+    rc = call_send(st, c, 3, argv, NULL);
+    free(sess);
+    return rc;
+}
+
+/* ---- pub/sub --------------------------------------------------------- */
+
+int roost_store_subscribe(roost_store_t *st, roost_store_message_cb cb, void *data)
+{
+    if (!st || !cb || !st->node_id[0] || st->channel)
+        return ROOST_EINVAL;
+    if (st->closing)
+        return ROOST_ECANCELED;
+    if (!(st->channel = roost_key_route(st->node_id)))
+        return ROOST_ENOMEM;
+    st->msg_cb = cb;
+    st->msg_data = data;
+    link_connect(&st->sub);
+    return 0;
+}
+
+static void h_publish(call_t *c, int status, redisReply *r)
+{
+    int rc = reply_status(status, r);
+    if (rc == 0 && r->type != REDIS_REPLY_INTEGER)
+        rc = ROOST_EREDIS;
+    c->cb.publish(rc, rc == 0 ? r->integer : 0, c->data);
+}
+
+int roost_store_publish(roost_store_t *st, const char *node_id, const uint8_t *msg, size_t len,
+                        roost_store_publish_cb cb, void *data)
+{
+    int rc = usable(st);
+
+    if (rc < 0)
+        return rc;
+    if (!node_id || (!msg && len) || !cb)
+        return ROOST_EINVAL;
+    char *ch = roost_key_route(node_id);
+    if (!ch)
+        return ROOST_ENOMEM;
+    call_t *c = call_new(st, h_publish, data);
+    if (!c) {
+        free(ch);
+        return ROOST_ENOMEM;
+    }
+    c->cb.publish = cb;
+    const char *argv[] = { "PUBLISH", ch, msg ? (const char *)msg : "" };
+    size_t argvlen[] = { 7, strlen(ch), len };
+    rc = call_send(st, c, 3, argv, argvlen);
+    free(ch);
+    return rc;
+}
