@@ -660,7 +660,8 @@ static const cyaml_schema_value_t y_root_schema = {
  * backtrace, innermost frame first, one log call per line:
  *   Load: Unexpected key: x
  *   Load: Backtrace:
- *   Load:   in mapping field 'redis' (line: 3, column: 3)
+ *     in mapping (line: 3, column: 3)
+ *     in mapping field 'redis' (line: 3, column: 3)
  * We keep the cause and the frames so the error string can name the dotted
  * key and the line, and still pass every line on to cyaml_log (stderr). */
 #define DIAG_FRAMES 8
@@ -699,11 +700,8 @@ static void diag_line(diag_t *d, const char *text)
         snprintf(idx, sizeof(idx), "%.70s", name);
         snprintf(name, sizeof(name), "[%.70s]", idx);
     } else {
-        if (sscanf(text, " in mapping (line: %d, column: %d)", &line, &column) == 2 &&
-            d->line == 0) {
-            d->line = line;
-            d->column = column;
-        }
+        /* "in mapping (line: ...)" frames carry where cyaml had read up to,
+         * not where the offending key is, so their position is not used. */
         return;
     }
     if (d->line == 0 && line > 0) {
@@ -733,8 +731,8 @@ static void capture_log(cyaml_log_t level, void *ctx, const char *fmt, va_list a
     diag_line(d, text);
 }
 
-/* Turns the captured diagnostics into "redis.x: unknown key (line 3, column
- * 3)". Falls back to the generic message when cyaml said something we do not
+/* Turns the captured diagnostics into "redis.x: unknown key (near line 3,
+ * column 3)". Falls back to the generic message when cyaml said something we do not
  * recognise, since its wording is not an API. */
 static int diag_fail(const diag_t *d, const char *path, cyaml_err_t e, char *err, size_t errlen)
 {
@@ -784,7 +782,7 @@ static int diag_fail(const diag_t *d, const char *path, cyaml_err_t e, char *err
         snprintf(key + len, sizeof(key) - len, "%s%s", len > 0 ? "." : "", d->cause + 16);
     }
     if (d->line > 0)
-        snprintf(where, sizeof(where), " (line %d, column %d)", d->line, d->column);
+        snprintf(where, sizeof(where), " (near line %d, column %d)", d->line, d->column);
     if (key[0] != '\0')
         return fail(err, errlen, "config %s: %s: %s%s", path, key, cause, where);
     return fail(err, errlen, "config %s: %s%s", path, cause, where);
@@ -808,7 +806,7 @@ static int read_file(const char *path, char **out, size_t *out_len, char *err, s
     }
     len = fread(buf, 1, FILE_MAX + 1, f);
     if (ferror(f)) {
-        rc = fail(err, errlen, "config %s: read error", path);
+        rc = fail(err, errlen, "config %s: %s", path, strerror(errno));
         goto fail_buf;
     }
     if (len > FILE_MAX) {

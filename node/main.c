@@ -45,18 +45,35 @@ static void usage(FILE *f)
         "ROOST_REDIS_HOST, ROOST_REDIS_PORT, ROOST_NODE_ID, ROOST_LOG_LEVEL, ...\n");
 }
 
-static void on_walk_close(uv_handle_t *h, void *arg)
+static void close_if_open(uv_handle_t *h)
 {
     if (!uv_is_closing(h))
         uv_close(h, NULL);
 }
 
-static void finish(void)
+static void on_finish(uv_timer_t *t)
 {
-    /* Everything is closed or given up on: stop the loop. */
+    /* Everything is closed or given up on. The store closes its own
+     * handles; once ours are closed too the loop runs dry and exits. */
     roost_store_free(node.srv.store);
     node.srv.store = NULL;
-    uv_walk(node.srv.loop, on_walk_close, NULL);
+    close_if_open((uv_handle_t *)&node.sigint);
+    close_if_open((uv_handle_t *)&node.sigterm);
+    close_if_open((uv_handle_t *)&node.deadline);
+    close_if_open((uv_handle_t *)t);
+}
+
+static void finish(void)
+{
+    /* Often called from inside a store callback: free the store from a
+     * fresh loop turn, never from its own stack. */
+    static uv_timer_t t;
+    static int started;
+    if (started)
+        return;
+    started = 1;
+    uv_timer_init(node.srv.loop, &t);
+    uv_timer_start(&t, on_finish, 0, 0);
 }
 
 static void on_cleaned(int status, void *data)
@@ -95,8 +112,8 @@ static void shutdown_node(void)
     for (size_t i = 0; i < node.n_listeners; i++)
         uv_close((uv_handle_t *)&node.listeners[i], NULL);
     node.n_listeners = 0;
-    uv_signal_stop(&node.sigint);
-    uv_signal_stop(&node.sigterm);
+    /* The signal watchers stay: a second SIGTERM during the drain must not
+     * fall back to the default action and kill the process. */
     uv_timer_start(&node.deadline, on_deadline, SHUTDOWN_DEADLINE_MS, 0);
     roost_c2s_close_all(srv, "system-shutdown");
     roost_server_check_idle(srv);
@@ -208,29 +225,31 @@ int main(int argc, char **argv)
     char **sets = calloc((size_t)argc + 1, sizeof(*sets));
     char **domains = calloc((size_t)argc + 1, sizeof(*domains));
     size_t n_sets = 0, n_domains = 0;
-    int c;
-    if (sets == NULL || domains == NULL)
-        return 1;
+    int c, code = 2;
+    roost_config_t *cfg = &node.cfg;
+    if (sets == NULL || domains == NULL) {
+        code = 1;
+        goto out_args;
+    }
     while ((c = getopt_long(argc, argv, "c:d:s:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c': config_path = optarg; break;
         case 'd': domains[n_domains++] = optarg; break;
         case 's': sets[n_sets++] = optarg; break;
         case 'C': check_only = 1; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'h': usage(stdout); code = 0; goto out_args;
+        default: usage(stderr); goto out_args;
         }
     }
     if (optind < argc) {
         usage(stderr);
-        return 2;
+        goto out_args;
     }
     signal(SIGPIPE, SIG_IGN);
 
-    roost_config_t *cfg = &node.cfg;
     if (roost_config_load_unvalidated(cfg, config_path, err, sizeof(err)) != 0) {
         fprintf(stderr, "roost-node: %s\n", err);
-        return 2;
+        goto out_args;     /* the loader frees what it had on failure */
     }
     if (n_domains > 0) {
         /* --domain replaces; join to one comma list for the setter. */
@@ -238,8 +257,10 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < n_domains; i++)
             len += strlen(domains[i]) + 1;
         char *joined = calloc(1, len);
-        if (joined == NULL)
-            return 1;
+        if (joined == NULL) {
+            code = 1;
+            goto out_cfg;
+        }
         for (size_t i = 0; i < n_domains; i++) {
             if (i > 0)
                 strcat(joined, ",");
@@ -249,31 +270,32 @@ int main(int argc, char **argv)
         free(joined);
         if (rc != 0) {
             fprintf(stderr, "roost-node: %s\n", err);
-            return 2;
+            goto out_cfg;
         }
     }
     for (size_t i = 0; i < n_sets; i++) {
         char *eq = strchr(sets[i], '=');
         if (eq == NULL) {
             fprintf(stderr, "roost-node: --set %s: expected KEY=VALUE\n", sets[i]);
-            return 2;
+            goto out_cfg;
         }
         *eq = '\0';
         if (roost_config_set(cfg, sets[i], eq + 1, err, sizeof(err)) != 0) {
             fprintf(stderr, "roost-node: %s\n", err);
-            return 2;
+            goto out_cfg;
         }
     }
     free(sets);
     free(domains);
+    sets = domains = NULL;
     if (roost_config_validate(cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "roost-node: %s\n", err);
-        return 2;
+        goto out_cfg;
     }
     if (check_only) {
         printf("configuration ok\n");
-        roost_config_free(cfg);
-        return 0;
+        code = 0;
+        goto out_cfg;
     }
     int level = roost_log_level_parse(cfg->log_level);
     roost_log_set_level(level >= 0 ? (roost_log_level_t)level : ROOST_LOG_INFO);
@@ -329,4 +351,11 @@ int main(int argc, char **argv)
     ROOST_INFO(0, "stopped");
     roost_config_free(cfg);
     return node.exit_code;
+
+out_cfg:
+    roost_config_free(cfg);
+out_args:
+    free(sets);
+    free(domains);
+    return code;
 }
