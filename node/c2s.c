@@ -34,7 +34,7 @@ struct roost_c2s_s {
     roost_server_t *srv;
     roost_conn_t *conn;
     roost_xmlstream_t *xs;
-    uv_timer_t timer;            /* authentication deadline */
+    uv_timer_t timer;            /* auth deadline, then idle keepalive */
     c2s_state_t state;
     uint64_t id;
     int refs;
@@ -44,6 +44,9 @@ struct roost_c2s_s {
     unsigned async : 1;          /* a stanza step is waiting for Redis */
     unsigned in_feed : 1;
     unsigned bound : 1;          /* record in Redis and in srv->sessions */
+    unsigned ping_sent : 1;      /* a keepalive ping awaits any sign of life */
+    uint64_t last_in;            /* loop time of the last bytes received */
+    unsigned ping_seq;
     char *domain;
     char stream_id[33];
     roost_sasl_t *sasl;
@@ -215,6 +218,32 @@ static void on_auth_timeout(uv_timer_t *t)
         roost_c2s_stream_error(s, "connection-timeout", "authentication took too long");
 }
 
+/* XEP-0199 keepalive: after ping_interval_s without input, ping the
+ * client; without any input for ping_timeout_s after that, drop it. */
+static void on_idle_tick(uv_timer_t *t)
+{
+    roost_c2s_t *s = t->data;
+    const roost_config_t *cfg = s->srv->cfg;
+    uint64_t now = uv_now(s->srv->loop);
+    uint64_t interval = (uint64_t)cfg->ping_interval_s * 1000u;
+    if (s->gone)
+        return;
+    if (s->ping_sent) {
+        roost_c2s_stream_error(s, "connection-timeout", "no answer to ping");
+        return;
+    }
+    if (now - s->last_in < interval) {
+        uv_timer_start(&s->timer, on_idle_tick, interval - (now - s->last_in), 0);
+        return;
+    }
+    char buf[512];
+    snprintf(buf, sizeof(buf), "<iq type='get' id='roost-ping-%u'><ping xmlns='urn:xmpp:ping'/></iq>",
+             ++s->ping_seq);
+    roost_conn_write(s->conn, buf, strlen(buf));
+    s->ping_sent = 1;
+    uv_timer_start(&s->timer, on_idle_tick, (uint64_t)cfg->ping_timeout_s * 1000u, 0);
+}
+
 /* ---- parser driving --------------------------------------------------- */
 
 static void after_feed(roost_c2s_t *s, int rc)
@@ -242,6 +271,9 @@ static void on_data(roost_conn_t *conn, const char *buf, size_t len)
     roost_c2s_t *s = roost_conn_data(conn);
     if (s->gone)
         return;
+    /* Any bytes, a pong or not, show the client is alive. */
+    s->last_in = uv_now(s->srv->loop);
+    s->ping_sent = 0;
     s->in_feed = 1;
     int rc = roost_xmlstream_feed(s->xs, buf, len);
     s->in_feed = 0;
@@ -533,6 +565,9 @@ static void on_bound(int status, const roost_session_t *replaced, void *data)
     s->bound = 1;
     s->state = C2S_ESTABLISHED;
     uv_timer_stop(&s->timer);
+    s->last_in = uv_now(srv->loop);
+    if (srv->cfg->ping_interval_s > 0)
+        uv_timer_start(&s->timer, on_idle_tick, (uint64_t)srv->cfg->ping_interval_s * 1000u, 0);
     roost_xml_set_attr(iq, "type", "result");
     roost_xml_t *b = roost_xml_add(iq, "bind", NS_BIND);
     roost_xml_t *j = b != NULL ? roost_xml_add(b, "jid", NULL) : NULL;

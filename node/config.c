@@ -76,6 +76,10 @@ static const opt_t opts[] = {
     { "limits.max_attrs", "ROOST_LIMITS_MAX_ATTRS", OPT_UINT, F(max_attrs), 1, 1024 },
     { "limits.auth_timeout_s", "ROOST_LIMITS_AUTH_TIMEOUT_S", OPT_UINT,
       F(auth_timeout_s), 1, 3600 },
+    { "limits.ping_interval_s", "ROOST_LIMITS_PING_INTERVAL_S", OPT_UINT,
+      F(ping_interval_s), 0, 86400 },
+    { "limits.ping_timeout_s", "ROOST_LIMITS_PING_TIMEOUT_S", OPT_UINT,
+      F(ping_timeout_s), 1, 3600 },
     { "limits.max_resources", "ROOST_LIMITS_MAX_RESOURCES", OPT_UINT,
       F(max_resources), 1, 1000 },
     { "limits.write_high_watermark", "ROOST_LIMITS_WRITE_HIGH_WATERMARK", OPT_SIZE,
@@ -161,6 +165,8 @@ int roost_config_defaults(roost_config_t *cfg)
     cfg->max_depth = 32;
     cfg->max_attrs = 32;
     cfg->auth_timeout_s = 30;
+    cfg->ping_interval_s = 300;
+    cfg->ping_timeout_s = 60;
     cfg->max_resources = 10;
     cfg->write_high_watermark = 262144;
     cfg->write_low_watermark = 65536;
@@ -568,6 +574,8 @@ typedef struct {
     char *max_depth;
     char *max_attrs;
     char *auth_timeout_s;
+    char *ping_interval_s;
+    char *ping_timeout_s;
     char *max_resources;
     char *write_high_watermark;
     char *write_low_watermark;
@@ -629,6 +637,8 @@ static const cyaml_schema_field_t y_limits_fields[] = {
     Y_SCALAR("max_depth", y_limits_t, max_depth),
     Y_SCALAR("max_attrs", y_limits_t, max_attrs),
     Y_SCALAR("auth_timeout_s", y_limits_t, auth_timeout_s),
+    Y_SCALAR("ping_interval_s", y_limits_t, ping_interval_s),
+    Y_SCALAR("ping_timeout_s", y_limits_t, ping_timeout_s),
     Y_SCALAR("max_resources", y_limits_t, max_resources),
     Y_SCALAR("write_high_watermark", y_limits_t, write_high_watermark),
     Y_SCALAR("write_low_watermark", y_limits_t, write_low_watermark),
@@ -879,6 +889,8 @@ static int apply_yaml(roost_config_t *cfg, const char *path, const y_root_t *y, 
         { "limits.max_depth", lim ? lim->max_depth : NULL },
         { "limits.max_attrs", lim ? lim->max_attrs : NULL },
         { "limits.auth_timeout_s", lim ? lim->auth_timeout_s : NULL },
+        { "limits.ping_interval_s", lim ? lim->ping_interval_s : NULL },
+        { "limits.ping_timeout_s", lim ? lim->ping_timeout_s : NULL },
         { "limits.max_resources", lim ? lim->max_resources : NULL },
         { "limits.write_high_watermark", lim ? lim->write_high_watermark : NULL },
         { "limits.write_low_watermark", lim ? lim->write_low_watermark : NULL },

@@ -31,6 +31,8 @@ typedef struct {
     unsigned max_depth;            /* default 32 */
     unsigned max_attrs;            /* default 32 */
     unsigned auth_timeout_s;       /* default 30 */
+    unsigned ping_interval_s;      /* default 300: XEP-0199 ping after this idle time; 0 off */
+    unsigned ping_timeout_s;       /* default 60: no answer -> connection-timeout */
     unsigned max_resources;        /* default 10 */
     size_t write_high_watermark;   /* default 262144: stop reading */
     size_t write_low_watermark;    /* default 65536: read again */
