@@ -15,9 +15,11 @@
 #include "store/keys.h"
 #include "store/scripts.h"
 #include "store/store.h"
+#include "store/store_int.h"
+#include <openssl/sha.h>
 
 #define LEASE_MS 10000     /* first lease of roost:node:<id>; membership renews */
-#define SCRIPT_ARGS_MAX 8  /* keys + args of our largest script call */
+#define SCRIPT_ARGS_MAX 64 /* keys + args of one script call */
 #define ITER_MAX 10000000u /* refuse absurd stored SCRAM iteration counts */
 
 typedef struct call_s call_t;
@@ -33,6 +35,7 @@ struct call_s {
     int done;          /* the user callback ran */
     int retried;       /* already re-sent as EVAL after NOSCRIPT */
     roost_script_id_t script;
+    const char *script_text;     /* module script (roost_store_eval) or NULL */
     int argc;          /* > 0 for script calls: argv kept for the EVAL retry */
     const char **argv;
     size_t *argvlen;
@@ -162,7 +165,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
         c->retried = 1;
         c->argv[0] = "EVAL";
         c->argvlen[0] = 4;
-        c->argv[1] = roost_script_text(c->script);
+        c->argv[1] = c->script_text ? c->script_text : roost_script_text(c->script);
         c->argvlen[1] = strlen(c->argv[1]);
         if (redisAsyncCommandArgv(ac, on_reply, c, c->argc, c->argv, c->argvlen) == REDIS_OK)
             return;
@@ -223,14 +226,14 @@ static int call_send(roost_store_t *st, call_t *c, int argc, const char **argv,
 
 /* EVALSHA id with keys+args a[0..n) (the first nkeys are keys). The argv is
  * copied into the call so a NOSCRIPT reply can be answered with EVAL. */
-static int script_send(roost_store_t *st, call_t *c, roost_script_id_t id, int nkeys,
-                       int n, const char **a, const size_t *al)
+static int script_send_sha(roost_store_t *st, call_t *c, const char *sha, int nkeys,
+                           int n, const char **a, const size_t *al)
 {
     char nk[16];
     size_t total = 0;
     int argc = n + 3;
 
-    if (n > SCRIPT_ARGS_MAX) {
+    if (n > SCRIPT_ARGS_MAX || n < 0) {
         call_free(c);
         return ROOST_EINVAL;
     }
@@ -247,11 +250,10 @@ static int script_send(roost_store_t *st, call_t *c, roost_script_id_t id, int n
     c->argvlen = (size_t *)(void *)(blk + (size_t)argc * sizeof(char *));
     char *p = blk + (size_t)argc * (sizeof(char *) + sizeof(size_t));
     c->argc = argc;
-    c->script = id;
     c->argv[0] = "EVALSHA";
     c->argvlen[0] = 7;
-    c->argv[1] = st->sha[id];
-    c->argvlen[1] = strlen(st->sha[id]);
+    c->argv[1] = sha;
+    c->argvlen[1] = strlen(sha);
     memcpy(p, nk, strlen(nk));
     c->argv[2] = p;
     c->argvlen[2] = strlen(nk);
@@ -264,6 +266,15 @@ static int script_send(roost_store_t *st, call_t *c, roost_script_id_t id, int n
         p += al[i];
     }
     return call_send(st, c, argc, c->argv, c->argvlen);
+}
+
+/* EVALSHA id with keys+args a[0..n) (the first nkeys are keys). The argv is
+ * copied into the call so a NOSCRIPT reply can be answered with EVAL. */
+static int script_send(roost_store_t *st, call_t *c, roost_script_id_t id, int nkeys,
+                       int n, const char **a, const size_t *al)
+{
+    c->script = id;
+    return script_send_sha(st, c, st->sha[id], nkeys, n, a, al);
 }
 
 /* ---- links: connect, setup, loss, reconnect ------------------------- */
@@ -638,6 +649,41 @@ int roost_store_command(roost_store_t *st, int argc, const char **argv,
         return ROOST_ENOMEM;
     c->cb.reply = cb;
     return call_send(st, c, argc, argv, argvlen);
+}
+
+int roost_store_eval(roost_store_t *st, roost_lua_t *script, int nkeys, int n,
+                     const char **a, const size_t *al, roost_store_reply_cb cb, void *data)
+{
+    int rc = usable(st);
+    if (rc < 0)
+        return rc;
+    if (!script || !script->text || !cb || nkeys < 0 || nkeys > n)
+        return ROOST_EINVAL;
+    if (!script->sha[0]) {
+        /* EVALSHA names a script by the SHA-1 of its source; the first
+         * call that finds it missing sends the source with EVAL. */
+        unsigned char d[SHA_DIGEST_LENGTH];
+        static const char hex[] = "0123456789abcdef";
+        SHA1((const unsigned char *)script->text, strlen(script->text), d);
+        for (int i = 0; i < SHA_DIGEST_LENGTH; i++) {
+            script->sha[2 * i] = hex[d[i] >> 4];
+            script->sha[2 * i + 1] = hex[d[i] & 15];
+        }
+        script->sha[2 * SHA_DIGEST_LENGTH] = '\0';
+    }
+    call_t *c = call_new(st, h_command, data);
+    if (!c)
+        return ROOST_ENOMEM;
+    c->cb.reply = cb;
+    c->script_text = script->text;
+    return script_send_sha(st, c, script->sha, nkeys, n, a, al);
+}
+
+uint64_t roost_store_now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
 }
 
 /* status for replies that only say "done" (or 1/0 where 0 means stale). */
