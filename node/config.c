@@ -80,6 +80,14 @@ static const opt_t opts[] = {
       F(ping_interval_s), 0, 86400 },
     { "limits.ping_timeout_s", "ROOST_LIMITS_PING_TIMEOUT_S", OPT_UINT,
       F(ping_timeout_s), 1, 3600 },
+    { "limits.max_roster_items", "ROOST_LIMITS_MAX_ROSTER_ITEMS", OPT_UINT,
+      F(max_roster_items), 1, 100000 },
+    { "limits.max_offline", "ROOST_LIMITS_MAX_OFFLINE", OPT_UINT,
+      F(max_offline), 0, 100000 },
+    { "limits.max_blocklist", "ROOST_LIMITS_MAX_BLOCKLIST", OPT_UINT,
+      F(max_blocklist), 1, 100000 },
+    { "limits.max_pending_subscriptions", "ROOST_LIMITS_MAX_PENDING_SUBSCRIPTIONS", OPT_UINT,
+      F(max_pending_subscriptions), 1, 100000 },
     { "limits.max_resources", "ROOST_LIMITS_MAX_RESOURCES", OPT_UINT,
       F(max_resources), 1, 1000 },
     { "limits.write_high_watermark", "ROOST_LIMITS_WRITE_HIGH_WATERMARK", OPT_SIZE,
@@ -167,6 +175,10 @@ int roost_config_defaults(roost_config_t *cfg)
     cfg->auth_timeout_s = 30;
     cfg->ping_interval_s = 300;
     cfg->ping_timeout_s = 60;
+    cfg->max_roster_items = 1000;
+    cfg->max_offline = 100;
+    cfg->max_blocklist = 1000;
+    cfg->max_pending_subscriptions = 1000;
     cfg->max_resources = 10;
     cfg->write_high_watermark = 262144;
     cfg->write_low_watermark = 65536;
@@ -576,6 +588,10 @@ typedef struct {
     char *auth_timeout_s;
     char *ping_interval_s;
     char *ping_timeout_s;
+    char *max_roster_items;
+    char *max_offline;
+    char *max_blocklist;
+    char *max_pending_subscriptions;
     char *max_resources;
     char *write_high_watermark;
     char *write_low_watermark;
@@ -639,6 +655,10 @@ static const cyaml_schema_field_t y_limits_fields[] = {
     Y_SCALAR("auth_timeout_s", y_limits_t, auth_timeout_s),
     Y_SCALAR("ping_interval_s", y_limits_t, ping_interval_s),
     Y_SCALAR("ping_timeout_s", y_limits_t, ping_timeout_s),
+    Y_SCALAR("max_roster_items", y_limits_t, max_roster_items),
+    Y_SCALAR("max_offline", y_limits_t, max_offline),
+    Y_SCALAR("max_blocklist", y_limits_t, max_blocklist),
+    Y_SCALAR("max_pending_subscriptions", y_limits_t, max_pending_subscriptions),
     Y_SCALAR("max_resources", y_limits_t, max_resources),
     Y_SCALAR("write_high_watermark", y_limits_t, write_high_watermark),
     Y_SCALAR("write_low_watermark", y_limits_t, write_low_watermark),
@@ -891,6 +911,10 @@ static int apply_yaml(roost_config_t *cfg, const char *path, const y_root_t *y, 
         { "limits.auth_timeout_s", lim ? lim->auth_timeout_s : NULL },
         { "limits.ping_interval_s", lim ? lim->ping_interval_s : NULL },
         { "limits.ping_timeout_s", lim ? lim->ping_timeout_s : NULL },
+        { "limits.max_roster_items", lim ? lim->max_roster_items : NULL },
+        { "limits.max_offline", lim ? lim->max_offline : NULL },
+        { "limits.max_blocklist", lim ? lim->max_blocklist : NULL },
+        { "limits.max_pending_subscriptions", lim ? lim->max_pending_subscriptions : NULL },
         { "limits.max_resources", lim ? lim->max_resources : NULL },
         { "limits.write_high_watermark", lim ? lim->write_high_watermark : NULL },
         { "limits.write_low_watermark", lim ? lim->write_low_watermark : NULL },

@@ -33,6 +33,10 @@ typedef struct {
     unsigned auth_timeout_s;       /* default 30 */
     unsigned ping_interval_s;      /* default 300: XEP-0199 ping after this idle time; 0 off */
     unsigned ping_timeout_s;       /* default 60: no answer -> connection-timeout */
+    unsigned max_roster_items;     /* default 1000 */
+    unsigned max_offline;          /* default 100; full: new messages bounced */
+    unsigned max_blocklist;        /* default 1000 */
+    unsigned max_pending_subscriptions; /* default 1000 */
     unsigned max_resources;        /* default 10 */
     size_t write_high_watermark;   /* default 262144: stop reading */
     size_t write_low_watermark;    /* default 65536: read again */
