@@ -66,75 +66,137 @@ static int publish_envelope(roost_server_t *srv, const char *node_id, Roost__Rou
     return rc;
 }
 
-/* Delivers serialized stanza bytes to the chosen records: local sessions
- * directly, others in one envelope per destination node. */
-static void deliver(roost_server_t *srv, const char *bare, const roost_session_t *recs,
-                    const size_t *idx, size_t n, const char *bytes, size_t len,
-                    const char *from, const char *to)
+/* One delivery target: a bound resource, local or on another node. */
+typedef struct {
+    char *full;                 /* owned */
+    const char *node_id;        /* borrowed from the record */
+    uint64_t epoch;
+    uint64_t conn_id;
+} target_t;
+
+static roost_buf_t stamp_buf;
+
+/* Writes bytes to c; with jid, the copy gets to='jid' inserted into the
+ * top-level start tag (the bytes were serialized without a 'to'). */
+static void send_to_c2s(roost_c2s_t *c, const char *bytes, size_t len, const char *jid)
 {
-    size_t done_mask_n = n;
-    char *done = calloc(done_mask_n ? done_mask_n : 1, 1);
-    if (done == NULL)
+    if (jid == NULL) {
+        roost_c2s_send_bytes(c, bytes, len);
         return;
-    for (size_t k = 0; k < n; k++) {
-        const roost_session_t *r = &recs[idx[k]];
-        if (!is_local(srv, r))
-            continue;
-        done[k] = 1;
-        char full[3200];
-        snprintf(full, sizeof(full), "%s/%s", bare, r->resource);
-        roost_c2s_t *c = roost_map_get(srv->sessions, full);
-        if (c != NULL && roost_c2s_conn_id(c) == r->conn_id)
-            roost_c2s_send_bytes(c, bytes, len);
     }
-    /* Remote: batch by node. */
+    size_t i = 1;
+    while (i < len && bytes[i] != ' ' && bytes[i] != '>' && bytes[i] != '/')
+        i++;
+    roost_buf_reset(&stamp_buf);
+    if (roost_buf_append(&stamp_buf, bytes, i) == 0 &&
+        roost_buf_puts(&stamp_buf, " to='") == 0 &&
+        roost_buf_escape(&stamp_buf, jid, strlen(jid)) == 0 &&
+        roost_buf_puts(&stamp_buf, "'") == 0 &&
+        roost_buf_append(&stamp_buf, bytes + i, len - i) == 0)
+        roost_c2s_send_bytes(c, stamp_buf.data, stamp_buf.len);
+}
+
+static void deliver_local(roost_server_t *srv, const target_t *t, const char *bytes, size_t len,
+                          int stamp_to)
+{
+    roost_c2s_t *c = roost_map_get(srv->sessions, t->full);
+    if (c != NULL && !roost_c2s_gone(c) && (t->conn_id == 0 || roost_c2s_conn_id(c) == t->conn_id))
+        send_to_c2s(c, bytes, len, stamp_to ? t->full : NULL);
+}
+
+/* Hands bytes to every target: local ones directly, the others in one
+ * envelope per destination node (one PUBLISH carries every target there). */
+static void deliver_targets(roost_server_t *srv, target_t *t, size_t n, const char *bytes,
+                            size_t len, int stamp_to, const char *from, const char *to)
+{
+    uint64_t epoch = roost_store_node_epoch(srv->store);
+    char *done = calloc(n ? n : 1, 1);
+    Roost__RouteEnvelope__Target *tg = calloc(n ? n : 1, sizeof(*tg));
+    Roost__RouteEnvelope__Target **tp = calloc(n ? n : 1, sizeof(*tp));
+    if (done == NULL || tg == NULL || tp == NULL)
+        goto out;
+    for (size_t k = 0; k < n; k++) {
+        if (strcmp(t[k].node_id, srv->node_id) == 0 && t[k].epoch == epoch) {
+            done[k] = 1;
+            deliver_local(srv, &t[k], bytes, len, stamp_to);
+        }
+    }
     for (size_t k = 0; k < n; k++) {
         if (done[k])
             continue;
-        const char *node = recs[idx[k]].node_id;
-        Roost__RouteEnvelope env = ROOST__ROUTE_ENVELOPE__INIT;
-        Roost__RouteEnvelope__Target *tg = calloc(n, sizeof(*tg));
-        Roost__RouteEnvelope__Target **tp = calloc(n, sizeof(*tp));
-        char **fulls = calloc(n, sizeof(*fulls));
+        const char *node = t[k].node_id;
         size_t nt = 0;
-        if (tg == NULL || tp == NULL || fulls == NULL) {
-            free(tg); free(tp); free(fulls);
-            break;
-        }
         for (size_t j = k; j < n; j++) {
-            const roost_session_t *r = &recs[idx[j]];
-            if (done[j] || strcmp(r->node_id, node) != 0)
+            if (done[j] || strcmp(t[j].node_id, node) != 0)
                 continue;
             done[j] = 1;
-            size_t fl = strlen(bare) + strlen(r->resource) + 2;
-            fulls[nt] = malloc(fl);
-            if (fulls[nt] == NULL)
-                continue;
-            snprintf(fulls[nt], fl, "%s/%s", bare, r->resource);
             roost__route_envelope__target__init(&tg[nt]);
-            tg[nt].jid = fulls[nt];
-            tg[nt].conn_id = r->conn_id;
+            tg[nt].jid = t[j].full;
+            tg[nt].conn_id = t[j].conn_id;
             tp[nt] = &tg[nt];
             nt++;
         }
+        Roost__RouteEnvelope env = ROOST__ROUTE_ENVELOPE__INIT;
         env.version = 1;
         env.kind = ROOST__ROUTE_ENVELOPE__KIND__STANZA;
-        env.from = (char *)from;
-        env.to = (char *)to;
+        env.from = (char *)(from != NULL ? from : "");
+        env.to = (char *)(to != NULL ? to : "");
         env.n_targets = nt;
         env.targets = tp;
         env.stanza.data = (uint8_t *)bytes;
         env.stanza.len = len;
         env.origin_node = srv->node_id;
         env.hops = 1;
+        env.stamp_to = stamp_to ? 1 : 0;
         publish_envelope(srv, node, &env);
-        for (size_t j = 0; j < nt; j++)
-            free(fulls[j]);
-        free(fulls);
-        free(tp);
-        free(tg);
     }
+out:
+    free(tp);
+    free(tg);
     free(done);
+}
+
+static void targets_free(target_t *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(t[i].full);
+    free(t);
+}
+
+/* Appends the targets for recs[idx[0..n)] of bare, skipping except. */
+static size_t add_targets(target_t *t, size_t at, const char *bare, const roost_session_t *recs,
+                          const size_t *idx, size_t n, const char *except)
+{
+    for (size_t k = 0; k < n; k++) {
+        const roost_session_t *r = &recs[idx[k]];
+        size_t fl = strlen(bare) + strlen(r->resource) + 2;
+        char *full = malloc(fl);
+        if (full == NULL)
+            continue;
+        snprintf(full, fl, "%s/%s", bare, r->resource);
+        if (except != NULL && strcmp(full, except) == 0) {
+            free(full);
+            continue;
+        }
+        t[at].full = full;
+        t[at].node_id = r->node_id;
+        t[at].epoch = r->node_epoch;
+        t[at].conn_id = r->conn_id;
+        at++;
+    }
+    return at;
+}
+
+static void deliver(roost_server_t *srv, const char *bare, const roost_session_t *recs,
+                    const size_t *idx, size_t n, const char *bytes, size_t len,
+                    const char *from, const char *to)
+{
+    target_t *t = calloc(n ? n : 1, sizeof(*t));
+    if (t == NULL)
+        return;
+    size_t nt = add_targets(t, 0, bare, recs, idx, n, NULL);
+    deliver_targets(srv, t, nt, bytes, len, 0, from, to);
+    targets_free(t, nt);
 }
 
 static int serialize(const roost_xml_t *st, roost_buf_t *b)
@@ -497,7 +559,8 @@ void roost_router_on_envelope(roost_server_t *srv, const uint8_t *msg, size_t le
             roost_c2s_stream_error(c, env->condition[0] ? env->condition : "conflict",
                                    env->text[0] ? env->text : NULL);
         else
-            roost_c2s_send_bytes(c, (const char *)env->stanza.data, env->stanza.len);
+            send_to_c2s(c, (const char *)env->stanza.data, env->stanza.len,
+                        env->stamp_to ? t->jid : NULL);
     }
 out:
     roost__route_envelope__free_unpacked(env, NULL);
@@ -526,4 +589,266 @@ void roost_router_kick(roost_server_t *srv, const char *node_id, const char *ful
     env.text = (char *)(text != NULL ? text : "");
     env.hops = 1;
     publish_envelope(srv, node_id, &env);
+}
+
+/* ---- fan-out for feature modules ------------------------------------------ */
+
+typedef struct {
+    roost_server_t *srv;
+    roost_fanout_t kind;
+    char *except;
+    char *bytes;
+    size_t len;
+    int stamp_to;
+    size_t pending;             /* session reads still out */
+    size_t reached;
+    int status;
+    target_t *t;                /* collected targets, delivered at the end */
+    size_t nt, capt;
+    roost_router_done_cb done;
+    void *data;
+    uv_timer_t defer;           /* completes from the loop when nothing went out */
+} fanout_t;
+
+typedef struct {
+    fanout_t *f;
+    char *bare;
+} fanout_user_t;
+
+static int selected(const roost_session_t *r, roost_fanout_t kind)
+{
+    switch (kind) {
+    case ROOST_FANOUT_AVAILABLE: return (r->flags & ROOST_SESS_F_AVAILABLE) != 0;
+    case ROOST_FANOUT_INTERESTED: return (r->flags & ROOST_SESS_F_INTERESTED) != 0;
+    case ROOST_FANOUT_CARBONS: return (r->flags & ROOST_SESS_F_CARBONS) != 0;
+    case ROOST_FANOUT_ALL: return 1;
+    }
+    return 0;
+}
+
+static void fanout_finish(fanout_t *f)
+{
+    /* Every user's records are in: one delivery pass, so targets on the
+     * same node share one envelope whatever user they belong to. */
+    deliver_targets(f->srv, f->t, f->nt, f->bytes, f->len, f->stamp_to, NULL, NULL);
+    f->reached = f->nt;
+    if (f->done != NULL)
+        f->done(f->status, f->reached, f->data);
+    targets_free(f->t, f->nt);
+    free(f->except);
+    free(f->bytes);
+    free(f);
+}
+
+static void on_fanout_deferred_closed(uv_handle_t *h)
+{
+    fanout_finish(h->data);
+}
+
+static void on_fanout_deferred(uv_timer_t *t)
+{
+    uv_close((uv_handle_t *)t, on_fanout_deferred_closed);
+}
+
+static void on_fanout_user(int status, const roost_session_t *recs, size_t n, void *data)
+{
+    fanout_user_t *u = data;
+    fanout_t *f = u->f;
+    if (status != 0) {
+        f->status = status;
+    } else if (n > 0) {
+        size_t *idx = calloc(n, sizeof(*idx));
+        size_t k = 0;
+        if (idx != NULL) {
+            for (size_t i = 0; i < n; i++)
+                if (selected(&recs[i], f->kind))
+                    idx[k++] = i;
+            if (f->nt + k > f->capt) {
+                size_t cap = (f->nt + k) * 2;
+                target_t *nt = realloc(f->t, cap * sizeof(*nt));
+                if (nt != NULL) {
+                    f->t = nt;
+                    f->capt = cap;
+                }
+            }
+            if (f->nt + k <= f->capt)
+                f->nt = add_targets(f->t, f->nt, u->bare, recs, idx, k, f->except);
+            free(idx);
+        }
+    }
+    free(u->bare);
+    free(u);
+    if (--f->pending == 0)
+        fanout_finish(f);
+}
+
+int roost_router_fanout(roost_server_t *srv, const char *const *bares, size_t n,
+                        roost_fanout_t kind, const char *except, const roost_xml_t *stanza,
+                        int stamp_to, roost_router_done_cb done, void *data)
+{
+    fanout_t *f = calloc(1, sizeof(*f));
+    roost_buf_t b = ROOST_BUF_INIT;
+    roost_xml_t *copy = NULL;
+    int rc = ROOST_ENOMEM;
+    if (f == NULL)
+        return ROOST_ENOMEM;
+    if (stamp_to) {
+        /* Serialized without 'to'; each copy is addressed on delivery. */
+        if ((copy = roost_xml_copy(stanza)) == NULL)
+            goto fail;
+        roost_xml_set_attr(copy, "to", NULL);
+        stanza = copy;
+    }
+    if (serialize(stanza, &b) != 0)
+        goto fail;
+    f->bytes = roost_buf_steal(&b, &f->len);
+    if (f->bytes == NULL || (except != NULL && (f->except = strdup(except)) == NULL))
+        goto fail;
+    f->srv = srv;
+    f->kind = kind;
+    f->stamp_to = stamp_to;
+    f->done = done;
+    f->data = data;
+    f->pending = 1;               /* held until every read was issued */
+    for (size_t i = 0; i < n; i++) {
+        fanout_user_t *u = calloc(1, sizeof(*u));
+        if (u == NULL || (u->bare = strdup(bares[i])) == NULL) {
+            free(u);
+            f->status = ROOST_ENOMEM;
+            continue;
+        }
+        u->f = f;
+        if (roost_store_session_list(srv->store, bares[i], on_fanout_user, u) != 0) {
+            free(u->bare);
+            free(u);
+            f->status = ROOST_EREDIS;
+            continue;
+        }
+        f->pending++;
+    }
+    roost_xml_free(copy);
+    if (--f->pending == 0) {
+        /* Nothing went out (no users, or the store is down): finish from
+         * the loop so done never runs on the caller's stack. */
+        f->defer.data = f;
+        uv_timer_init(srv->loop, &f->defer);
+        uv_timer_start(&f->defer, on_fanout_deferred, 0, 0);
+    }
+    return 0;
+fail:
+    roost_xml_free(copy);
+    roost_buf_free(&b);
+    free(f->except);
+    free(f->bytes);
+    free(f);
+    return rc;
+}
+
+typedef struct {
+    roost_server_t *srv;
+    char *bytes;
+    size_t len;
+    roost_router_done_cb done;
+    void *data;
+    uv_timer_t defer;
+    size_t reached;
+} to_full_t;
+
+static void to_full_finish(to_full_t *q)
+{
+    if (q->done != NULL)
+        q->done(0, q->reached, q->data);
+    free(q->bytes);
+    free(q);
+}
+
+static void on_to_full_closed(uv_handle_t *h)
+{
+    to_full_finish(h->data);
+}
+
+static void on_to_full_deferred(uv_timer_t *t)
+{
+    uv_close((uv_handle_t *)t, on_to_full_closed);
+}
+
+static void on_to_full_session(int status, const roost_session_t *rec, void *data)
+{
+    to_full_t *q = data;
+    if (status == 0 && rec != NULL) {
+        /* rec->resource is set; rebuild the full JID from the request. */
+        target_t t = { 0 };
+        t.full = q->bytes + q->len + 1;   /* stored after the stanza bytes */
+        t.node_id = rec->node_id;
+        t.epoch = rec->node_epoch;
+        t.conn_id = rec->conn_id;
+        deliver_targets(q->srv, &t, 1, q->bytes, q->len, 0, NULL, NULL);
+        q->reached = 1;
+    }
+    to_full_finish(q);
+}
+
+int roost_router_to_full(roost_server_t *srv, const char *full, const roost_xml_t *stanza,
+                         roost_router_done_cb done, void *data)
+{
+    roost_jid_t j = { 0 };
+    roost_buf_t b = ROOST_BUF_INIT;
+    if (roost_jid_parse(&j, full, strlen(full)) != 0 || j.resource == NULL) {
+        roost_jid_clear(&j);
+        return ROOST_EINVAL;
+    }
+    to_full_t *q = calloc(1, sizeof(*q));
+    if (q == NULL || serialize(stanza, &b) != 0 ||
+        roost_buf_append(&b, "", 1) != 0 || roost_buf_puts(&b, j.full) != 0 ||
+        roost_buf_append(&b, "", 1) != 0) {
+        free(q);
+        roost_buf_free(&b);
+        roost_jid_clear(&j);
+        return ROOST_ENOMEM;
+    }
+    size_t total;
+    q->srv = srv;
+    q->done = done;
+    q->data = data;
+    q->len = strlen(b.data);          /* serialized XML has no NUL */
+    q->bytes = roost_buf_steal(&b, &total);
+    roost_c2s_t *c = roost_map_get(srv->sessions, j.full);
+    if (c != NULL && !roost_c2s_gone(c)) {
+        roost_c2s_send_bytes(c, q->bytes, q->len);
+        q->reached = 1;
+    } else if (roost_store_session_get(srv->store, j.bare, j.resource, on_to_full_session, q) == 0) {
+        roost_jid_clear(&j);
+        return 0;
+    }
+    roost_jid_clear(&j);
+    q->defer.data = q;
+    uv_timer_init(srv->loop, &q->defer);
+    uv_timer_start(&q->defer, on_to_full_deferred, 0, 0);
+    return 0;
+}
+
+void roost_router_to_records(roost_server_t *srv, const char *bare, const roost_session_t *recs,
+                             const size_t *idx, size_t n, const roost_xml_t *stanza, int stamp_to)
+{
+    roost_buf_t b = ROOST_BUF_INIT;
+    roost_xml_t *copy = NULL;
+    target_t *t = calloc(n ? n : 1, sizeof(*t));
+    if (t == NULL)
+        return;
+    if (stamp_to) {
+        if ((copy = roost_xml_copy(stanza)) == NULL)
+            goto out;
+        roost_xml_set_attr(copy, "to", NULL);
+        stanza = copy;
+    }
+    if (serialize(stanza, &b) == 0) {
+        size_t nt = add_targets(t, 0, bare, recs, idx, n, NULL);
+        deliver_targets(srv, t, nt, b.data, b.len, stamp_to, NULL, NULL);
+        for (size_t i = 0; i < nt; i++)
+            free(t[i].full);
+    }
+out:
+    free(t);
+    roost_xml_free(copy);
+    roost_buf_free(&b);
 }

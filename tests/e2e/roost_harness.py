@@ -61,6 +61,12 @@ def bin_dir():
     return os.path.abspath(d)
 
 
+def clean_environ():
+    """The test process environment without ROOST_* settings, so a
+    developer's shell cannot skew what a node sees."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -163,7 +169,7 @@ class Node:
         self.node_id = uniq("n")
         self.dir = tempfile.mkdtemp(prefix="roost-e2e-node.")
         self.logpath = os.path.join(self.dir, "node.log")
-        self.env = dict(os.environ)
+        self.env = clean_environ()
         self.env.update({
             "ROOST_DOMAINS": ",".join(domains),
             "ROOST_C2S_BIND": "127.0.0.1",
@@ -235,7 +241,7 @@ class Node:
 
 def run_node_cmd(args, env=None, timeout=WAIT):
     """Runs roost-node to completion (e.g. --check-config)."""
-    e = dict(os.environ)
+    e = clean_environ()
     e.update(env or {})
     return subprocess.run([os.path.join(bin_dir(), "roost-node")] + list(args),
                           env=e, capture_output=True, text=True, timeout=timeout,
@@ -349,7 +355,7 @@ class Reader:
             self.items.append(e)
             self.stack.append(e)
             return
-        if self.stack:
+        if len(self.stack) > 1:  # the header does not keep its children
             self.stack[-1].children.append(e)
         self.stack.append(e)
 

@@ -367,3 +367,54 @@ def test_error_message_not_answered(raw, user):
     a.message(a.jid, "marker")
     m = a.next_message()
     assert body_of(m) == "marker", "server answered an error stanza: %r" % m
+
+
+# ---------------------------------------------------------------- stream content
+
+def test_unicode_and_entities_round_trip(raw, user):
+    c = login(raw, user())
+    text = "h\u00e9llo \u2603 \U0001F600 <&> 'q' \"dq\""
+    c.message(c.jid, text)
+    assert body_of(c.next_message()) == text
+
+
+def test_pipelined_stanzas_in_order(raw, user):
+    c = login(raw, user())
+    burst = "".join("<message type='chat' to='%s'><body>m%d</body></message>" % (c.jid, i)
+                    for i in range(200))
+    c.send(burst)
+    got = [body_of(c.next_message()) for _ in range(200)]
+    assert got == ["m%d" % i for i in range(200)]
+
+
+def test_stanza_split_across_writes(raw, user):
+    c = login(raw, user())
+    data = ("<message type='chat' to='%s'><body>split \u00e9</body></message>" % c.jid).encode()
+    for i in range(len(data)):
+        c.send(data[i:i + 1])
+    assert body_of(c.next_message()) == "split \u00e9"
+
+
+def test_initial_presence_reaches_own_resources(raw, user):
+    """RFC 6121 §4.2.2: initial presence is broadcast to the user's own
+    available resources."""
+    u = user()
+    r1, r2 = login(raw, u, "one"), login(raw, u, "two")
+    avail(r1, 0)
+    r2.presence(0)
+    p = r1.next(name="presence", skip=lambda e: e.get("from") != r2.jid)
+    assert p.get("type") in (None, "available")
+
+
+def test_unavailable_on_disconnect_reaches_own_resources(raw, user):
+    """RFC 6121 §4.5.2 / §4.6: when an available resource goes away the
+    server broadcasts unavailable presence on its behalf."""
+    u = user()
+    r1, r2 = login(raw, u, "one"), login(raw, u, "two")
+    avail(r1, 0)
+    avail(r2, 0)
+    r2.end()
+    r2.wait_closed()
+    p = r1.next(name="presence",
+                skip=lambda e: e.get("from") != r2.jid or e.get("type") != "unavailable")
+    assert p.get("type") == "unavailable"

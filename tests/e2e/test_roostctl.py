@@ -1,0 +1,119 @@
+# roostctl against the same Redis as a running node: accounts and sessions.
+
+import roost_harness as h
+
+
+def can_login(raw, local, pw, domain=h.DOMAIN):
+    c = raw()
+    c.open_stream(to=domain)
+    r = c.auth_scram(local, pw)
+    c.close()
+    return r.name == "success"
+
+
+def test_user_add_and_login(ctl, raw):
+    local = h.uniq("add")
+    r = ctl.run("user", "add", local + "@" + h.DOMAIN, "--password-stdin", stdin="s3cret\n")
+    assert r.returncode == 0, r.stderr
+    assert can_login(raw, local, "s3cret")
+    assert not can_login(raw, local, "s3cret\n")
+
+
+def test_user_add_duplicate_fails(ctl):
+    jid = h.uniq("dup") + "@" + h.DOMAIN
+    assert ctl.run("user", "add", jid, "--password-stdin", stdin="a\n").returncode == 0
+    r = ctl.run("user", "add", jid, "--password-stdin", stdin="b\n")
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert r.stderr.strip()
+
+
+def test_user_list(ctl, user):
+    _, bare1, _ = user()
+    _, bare2, _ = user(domain=h.DOMAIN2)
+    r = ctl.run("user", "list")
+    assert r.returncode == 0, r.stderr
+    assert bare1 in r.stdout.split()
+    assert bare2 in r.stdout.split()
+    r = ctl.run("user", "list", h.DOMAIN2)
+    assert r.returncode == 0, r.stderr
+    assert bare2 in r.stdout.split()
+    assert bare1 not in r.stdout.split()
+
+
+def test_user_passwd(ctl, raw, user):
+    local, bare, pw = user()
+    assert can_login(raw, local, pw)
+    r = ctl.run("user", "passwd", bare, "--password-stdin", stdin="newpass\n")
+    assert r.returncode == 0, r.stderr
+    assert not can_login(raw, local, pw)
+    assert can_login(raw, local, "newpass")
+
+
+def test_user_passwd_unknown_user_fails(ctl):
+    r = ctl.run("user", "passwd", h.uniq("ghost") + "@" + h.DOMAIN,
+                "--password-stdin", stdin="x\n")
+    assert r.returncode == 1
+
+
+def test_user_del_ends_live_session(ctl, raw, user):
+    local, bare, pw = user()
+    c = raw()
+    c.login(local, pw, resource="live")
+    r = ctl.run("user", "del", bare)
+    assert r.returncode == 0, r.stderr
+    # The stream ends (with a stream error or a plain close) ...
+    c.wait_closed()
+    assert c.closed
+    # ... the account is gone, and the user is no longer listed.
+    assert not can_login(raw, local, pw)
+    assert bare not in ctl.run("user", "list").stdout.split()
+
+
+def test_user_del_unknown_fails(ctl):
+    r = ctl.run("user", "del", h.uniq("ghost") + "@" + h.DOMAIN)
+    assert r.returncode == 1
+
+
+def test_session_list_shows_resource(ctl, raw, user):
+    local, bare, pw = user()
+    c = raw()
+    c.login(local, pw, resource="listed")
+    r = ctl.run("session", "list", bare)
+    assert r.returncode == 0, r.stderr
+    assert "listed" in r.stdout
+    r = ctl.run("session", "list")
+    assert r.returncode == 0, r.stderr
+    assert bare + "/listed" in r.stdout
+
+
+def test_session_kick(ctl, raw, user):
+    local, bare, pw = user()
+    c = raw()
+    c.login(local, pw, resource="kickme")
+    other = raw()
+    other.login(local, pw, resource="stay")
+    r = ctl.run("session", "kick", bare + "/kickme")
+    assert r.returncode == 0, r.stderr
+    c.wait_closed()
+    assert c.closed
+    other.sync()
+    assert "kickme" not in ctl.run("session", "list", bare).stdout
+
+
+def test_bad_jid_rejected(ctl):
+    for bad in ("no-at-sign@", "@localhost", "a@b@c", "x" * 2000 + "@localhost"):
+        r = ctl.run("user", "add", bad, "--password-stdin", stdin="pw\n")
+        assert r.returncode != 0, bad
+
+
+def test_usage_errors_exit_2(ctl):
+    assert ctl.run().returncode == 2
+    assert ctl.run("user").returncode == 2
+    assert ctl.run("frobnicate").returncode == 2
+
+
+def test_unreachable_redis_fails(ctl):
+    r = h.subprocess.run([h.os.path.join(h.bin_dir(), "roostctl"), "--redis",
+                          "redis://127.0.0.1:%d" % h.free_port(), "user", "list"],
+                         capture_output=True, text=True, timeout=h.WAIT)
+    assert r.returncode == 1
