@@ -8,6 +8,7 @@
 
 #include "node/router.h"
 #include "node/c2s.h"
+#include "node/carbons.h"
 #include "node/iq_server.h"
 #include "node/log.h"
 #include "node/route.h"
@@ -274,6 +275,8 @@ static void on_bare_sessions(int status, const roost_session_t *recs, size_t n, 
             deliver(srv, req->to.bare, recs, idx, k, b.data, b.len,
                     roost_xml_attr(st, "from"), roost_xml_attr(st, "to"));
         roost_buf_free(&b);
+        if (strcmp(st->name, "message") == 0 && roost_carbons_eligible(st))
+            roost_carbons_received_bare(srv, req->to.bare, recs, n, idx, k, st);
     }
     free(idx);
 out:
@@ -312,6 +315,8 @@ static void on_full_session(int status, const roost_session_t *rec, void *data)
             deliver(srv, req->to.bare, rec, &zero, 1, b.data, b.len,
                     roost_xml_attr(st, "from"), roost_xml_attr(st, "to"));
         roost_buf_free(&b);
+        if (strcmp(st->name, "message") == 0 && roost_carbons_eligible(st))
+            roost_carbons_received_full(srv, req->to.bare, req->to.full, st);
         goto out;
     }
     /* No such resource (RFC 6121 §8.5.3.2.1). */
@@ -340,6 +345,8 @@ static int route_full(route_req_t *req)
     roost_c2s_t *c = roost_map_get(srv->sessions, req->to.full);
     if (c != NULL && !roost_c2s_gone(c)) {
         roost_c2s_send(c, req->stanza);
+        if (strcmp(req->stanza->name, "message") == 0 && roost_carbons_eligible(req->stanza))
+            roost_carbons_received_full(srv, req->to.bare, req->to.full, req->stanza);
         roost_xml_free(req->stanza);
         roost_jid_clear(&req->to);
         free(req);
@@ -455,6 +462,10 @@ int roost_router_from_client(roost_server_t *srv, roost_c2s_t *from, roost_xml_t
 
     if (to_s == NULL || (to.resource == NULL && strcmp(to.bare, me->bare) == 0)) {
         if (is_iq) {
+            if (roost_carbons_is_request(st)) {
+                roost_jid_clear(&to);
+                return roost_carbons_handle_iq(srv, from, st);
+            }
             if (strcmp(type, "get") == 0 || strcmp(type, "set") == 0) {
                 roost_xml_t *r = roost_iq_server_handle(st, ROOST_IQ_TO_ACCOUNT);
                 if (r != NULL) {
@@ -505,6 +516,10 @@ int roost_router_from_client(roost_server_t *srv, roost_c2s_t *from, roost_xml_t
         /* Messages and presence to the server itself are not handled yet. */
         goto done;
     }
+
+    if (strcmp(name, "message") == 0 && strcmp(to.bare, me->bare) != 0 &&
+        roost_carbons_eligible(st))
+        roost_carbons_sent(srv, me->full, me->bare, st);
 
     route_req_t *req = req_new(srv, from, st, &to);
     if (req == NULL) {

@@ -1,0 +1,171 @@
+/* XEP-0280 Message Carbons. The flag lives in the session record so any
+ * node can decide who gets a copy. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/carbons.h"
+#include "node/c2s.h"
+#include "node/log.h"
+#include "node/router.h"
+#include "node/xmpp_error.h"
+#include "store/error.h"
+#include "store/store.h"
+
+#define NS_FORWARD "urn:xmpp:forward:0"
+#define NS_HINTS "urn:xmpp:hints"
+
+int roost_carbons_is_request(const roost_xml_t *iq)
+{
+    const char *type = roost_xml_attr(iq, "type");
+    return type != NULL && strcmp(type, "set") == 0 &&
+           (roost_xml_child(iq, "enable", ROOST_NS_CARBONS) != NULL ||
+            roost_xml_child(iq, "disable", ROOST_NS_CARBONS) != NULL);
+}
+
+typedef struct {
+    roost_c2s_t *s;
+    roost_xml_t *iq;
+} req_t;
+
+static void on_saved(int status, void *data)
+{
+    req_t *q = data;
+    if (!roost_c2s_gone(q->s)) {
+        roost_xml_t *r;
+        if (status == 0) {
+            r = roost_xml_new("iq", ROOST_NS_CLIENT);
+            if (r != NULL) {
+                roost_xml_set_attr(r, "type", "result");
+                roost_xml_set_attr(r, "id", roost_xml_attr(q->iq, "id"));
+                roost_xml_set_attr(r, "to", roost_xml_attr(q->iq, "from"));
+            }
+        } else {
+            roost_xmpp_error_t err = { "wait", "internal-server-error", NULL };
+            r = roost_xmpp_error_reply(q->iq, NULL, &err);
+        }
+        if (r != NULL) {
+            roost_c2s_send(q->s, r);
+            roost_xml_free(r);
+        }
+    }
+    roost_c2s_t *s = q->s;
+    roost_xml_free(q->iq);
+    free(q);
+    roost_c2s_done(s);
+}
+
+int roost_carbons_handle_iq(roost_server_t *srv, roost_c2s_t *from, roost_xml_t *iq)
+{
+    roost_session_t *rec = roost_c2s_record(from);
+    const roost_jid_t *me = roost_c2s_jid(from);
+    if (roost_xml_child(iq, "enable", ROOST_NS_CARBONS) != NULL)
+        rec->flags |= ROOST_SESS_F_CARBONS;
+    else
+        rec->flags &= ~ROOST_SESS_F_CARBONS;
+    req_t *q = calloc(1, sizeof(*q));
+    if (q == NULL) {
+        roost_xml_free(iq);
+        return 0;
+    }
+    q->s = from;
+    q->iq = iq;
+    if (roost_store_session_update(srv->store, me->bare, rec, on_saved, q) != 0) {
+        roost_xmpp_error_t err = { "wait", "internal-server-error", NULL };
+        roost_xml_t *r = roost_xmpp_error_reply(iq, NULL, &err);
+        if (r != NULL) {
+            roost_c2s_send(from, r);
+            roost_xml_free(r);
+        }
+        roost_xml_free(iq);
+        free(q);
+        return 0;
+    }
+    return ROOST_EAGAIN;
+}
+
+int roost_carbons_eligible(const roost_xml_t *msg)
+{
+    const char *type = roost_xml_attr(msg, "type");
+    int chat = type != NULL && strcmp(type, "chat") == 0;
+    int normal_body = (type == NULL || strcmp(type, "normal") == 0) &&
+                      roost_xml_child(msg, "body", ROOST_NS_CLIENT) != NULL;
+    if (!chat && !normal_body)
+        return 0;
+    if (roost_xml_child(msg, "private", ROOST_NS_CARBONS) != NULL ||
+        roost_xml_child(msg, "no-copy", NS_HINTS) != NULL ||
+        roost_xml_child(msg, "sent", ROOST_NS_CARBONS) != NULL ||
+        roost_xml_child(msg, "received", ROOST_NS_CARBONS) != NULL)
+        return 0;
+    return 1;
+}
+
+roost_xml_t *roost_carbons_wrap(const roost_xml_t *msg, const char *bare, int sent)
+{
+    roost_xml_t *w = roost_xml_new("message", ROOST_NS_CLIENT);
+    roost_xml_t *inner = roost_xml_copy(msg);
+    if (w == NULL || inner == NULL)
+        goto fail;
+    const char *type = roost_xml_attr(msg, "type");
+    if (roost_xml_set_attr(w, "from", bare) != 0 ||
+        roost_xml_set_attr(w, "type", type != NULL ? type : "normal") != 0)
+        goto fail;
+    roost_xml_t *c = roost_xml_add(w, sent ? "sent" : "received", ROOST_NS_CARBONS);
+    roost_xml_t *f = c != NULL ? roost_xml_add(c, "forwarded", NS_FORWARD) : NULL;
+    if (f == NULL)
+        goto fail;
+    roost_xml_append(f, inner);
+    return w;
+fail:
+    roost_xml_free(inner);
+    roost_xml_free(w);
+    return NULL;
+}
+
+void roost_carbons_sent(roost_server_t *srv, const char *sender_full, const char *sender_bare,
+                        const roost_xml_t *msg)
+{
+    roost_xml_t *w = roost_carbons_wrap(msg, sender_bare, 1);
+    if (w == NULL)
+        return;
+    const char *bares[1] = { sender_bare };
+    roost_router_fanout(srv, bares, 1, ROOST_FANOUT_CARBONS, sender_full, w, 1, NULL, NULL);
+    roost_xml_free(w);
+}
+
+void roost_carbons_received_full(roost_server_t *srv, const char *bare, const char *delivered_full,
+                                 const roost_xml_t *msg)
+{
+    roost_xml_t *w = roost_carbons_wrap(msg, bare, 0);
+    if (w == NULL)
+        return;
+    const char *bares[1] = { bare };
+    roost_router_fanout(srv, bares, 1, ROOST_FANOUT_CARBONS, delivered_full, w, 1, NULL, NULL);
+    roost_xml_free(w);
+}
+
+void roost_carbons_received_bare(roost_server_t *srv, const char *bare,
+                                 const roost_session_t *recs, size_t nrecs,
+                                 const size_t *idx, size_t n, const roost_xml_t *msg)
+{
+    size_t *cidx = calloc(nrecs ? nrecs : 1, sizeof(*cidx));
+    size_t k = 0;
+    if (cidx == NULL)
+        return;
+    for (size_t i = 0; i < nrecs; i++) {
+        if (!(recs[i].flags & ROOST_SESS_F_CARBONS))
+            continue;
+        int got = 0;
+        for (size_t j = 0; j < n; j++)
+            if (idx[j] == i)
+                got = 1;
+        if (!got)
+            cidx[k++] = i;
+    }
+    if (k > 0) {
+        roost_xml_t *w = roost_carbons_wrap(msg, bare, 0);
+        if (w != NULL)
+            roost_router_to_records(srv, bare, recs, cidx, k, w, 1);
+        roost_xml_free(w);
+    }
+    free(cidx);
+}
