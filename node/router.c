@@ -9,6 +9,7 @@
 #include "node/router.h"
 #include "node/c2s.h"
 #include "node/carbons.h"
+#include "node/offline.h"
 #include "node/iq_server.h"
 #include "node/log.h"
 #include "node/route.h"
@@ -230,16 +231,21 @@ static route_req_t *req_new(roost_server_t *srv, roost_c2s_t *from, roost_xml_t 
 
 /* ---- bare JID ----------------------------------------------------------- */
 
+/* No resource may receive it (RFC 6121 §8.5.2.2): chat and normal go to
+ * offline storage (which bounces when the account does not exist or is
+ * full), groupchat and iq get service-unavailable, the rest is dropped. */
 static void bare_undeliverable(route_req_t *req)
 {
     const roost_xml_t *st = req->stanza;
     const char *type = roost_xml_attr(st, "type");
+    int sender_here = !roost_c2s_gone(req->from);
     if (strcmp(st->name, "message") == 0) {
         roost_msg_type_t mt = roost_route_msg_type(type);
-        /* No offline storage yet: tell the sender rather than lose it. */
-        if (mt == ROOST_MSG_NORMAL || mt == ROOST_MSG_CHAT || mt == ROOST_MSG_GROUPCHAT)
+        if (mt == ROOST_MSG_NORMAL || mt == ROOST_MSG_CHAT)
+            roost_offline_store(req->srv, req->to.bare, st);
+        else if (mt == ROOST_MSG_GROUPCHAT && sender_here)
             reply_error(req->from, st, req->to.bare, "service-unavailable", NULL);
-    } else if (strcmp(st->name, "iq") == 0) {
+    } else if (strcmp(st->name, "iq") == 0 && sender_here) {
         if (type != NULL && (strcmp(type, "get") == 0 || strcmp(type, "set") == 0))
             reply_error(req->from, st, req->to.bare, "service-unavailable", NULL);
     }
@@ -250,8 +256,6 @@ static void on_bare_sessions(int status, const roost_session_t *recs, size_t n, 
     route_req_t *req = data;
     roost_server_t *srv = req->srv;
     const roost_xml_t *st = req->stanza;
-    if (roost_c2s_gone(req->from) && status == 0 && n == 0)
-        goto out;
     if (status != 0) {
         ROOST_WARN(roost_c2s_conn_id(req->from), "session lookup failed: %s", roost_strerror(status));
         if (!roost_c2s_gone(req->from))
@@ -267,8 +271,7 @@ static void on_bare_sessions(int status, const roost_session_t *recs, size_t n, 
     else
         k = roost_route_available(recs, n, idx);
     if (k == 0) {
-        if (!roost_c2s_gone(req->from))
-            bare_undeliverable(req);
+        bare_undeliverable(req);
     } else {
         roost_buf_t b = ROOST_BUF_INIT;
         if (serialize(st, &b) == 0)
@@ -411,6 +414,8 @@ static int self_presence(roost_server_t *srv, roost_c2s_t *from, roost_xml_t *st
         rec->presence = (uint8_t *)roost_buf_steal(&b, &len);
         rec->presence_len = len;
         rec->priority = (int32_t)prio;
+        if (!(rec->flags & ROOST_SESS_F_AVAILABLE) && prio >= 0)
+            roost_offline_deliver(srv, from);
         rec->flags |= ROOST_SESS_F_AVAILABLE;
     } else {
         free(rec->presence);

@@ -12,6 +12,9 @@ typedef void (*roost_store_blocklist_cb)(int status, const char *const *jids, si
 int roost_store_blocklist_get(roost_store_t *st, const char *bare,
                               roost_store_blocklist_cb cb, void *data);
 
+/* Most jids one add takes (one script call); more: ROOST_EINVAL. */
+#define ROOST_BLOCKLIST_ADD_MAX 1024
+
 /* Adds jids (n >= 1); ROOST_ELIMIT when the list would exceed max. */
 int roost_store_blocklist_add(roost_store_t *st, const char *bare, const char *const *jids,
                               size_t n, size_t max, roost_store_status_cb cb, void *data);

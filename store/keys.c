@@ -28,6 +28,8 @@ char *roost_key_sess(const char *bare)
 char *roost_key_roster(const char *bare) { return join3("roost:roster:{", bare, "}"); }
 char *roost_key_rosterver(const char *bare) { return join3("roost:rosterver:{", bare, "}"); }
 char *roost_key_offline(const char *bare) { return join3("roost:offline:{", bare, "}"); }
+char *roost_key_subin(const char *bare) { return join3("roost:subin:{", bare, "}"); }
+char *roost_key_block(const char *bare) { return join3("roost:block:{", bare, "}"); }
 char *roost_key_users(const char *domain) { return join3("roost:users:", domain, ""); }
 char *roost_key_nodesess(const char *node_id) { return join3("roost:nodesess:", node_id, ""); }
 char *roost_key_node(const char *node_id) { return join3("roost:node:", node_id, ""); }

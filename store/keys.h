@@ -15,6 +15,8 @@ char *roost_key_sess(const char *bare);          /* roost:sess:{bare} */
 char *roost_key_roster(const char *bare);        /* roost:roster:{bare} */
 char *roost_key_rosterver(const char *bare);     /* roost:rosterver:{bare} */
 char *roost_key_offline(const char *bare);       /* roost:offline:{bare} */
+char *roost_key_subin(const char *bare);         /* roost:subin:{bare} */
+char *roost_key_block(const char *bare);         /* roost:block:{bare} */
 char *roost_key_sm(const char *bare, const char *resource); /* roost:sm:{bare}:res */
 char *roost_key_users(const char *domain);       /* roost:users:<domain> */
 char *roost_key_nodesess(const char *node_id);   /* roost:nodesess:<id> */

@@ -19,7 +19,7 @@
 #include <openssl/sha.h>
 
 #define LEASE_MS 10000     /* first lease of roost:node:<id>; membership renews */
-#define SCRIPT_ARGS_MAX 64 /* keys + args of one script call */
+#define SCRIPT_ARGS_MAX 1100 /* keys + args of one script call (sessions_multi: 1024 keys) */
 #define ITER_MAX 10000000u /* refuse absurd stored SCRAM iteration counts */
 
 typedef struct call_s call_t;

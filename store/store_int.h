@@ -17,7 +17,7 @@ typedef struct {
 } roost_lua_t;
 
 /* EVALSHA (EVAL after NOSCRIPT) of script with a[0..n) where the first
- * nkeys are keys; n <= 64. cb gets (status, redisReply *, data). */
+ * nkeys are keys; n <= 1100. cb gets (status, redisReply *, data). */
 int roost_store_eval(roost_store_t *st, roost_lua_t *script, int nkeys, int n,
                      const char **a, const size_t *al, roost_store_reply_cb cb, void *data);
 
