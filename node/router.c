@@ -10,6 +10,7 @@
 #include "node/c2s.h"
 #include "node/carbons.h"
 #include "node/offline.h"
+#include "store/roster.h"
 #include "node/iq_server.h"
 #include "node/log.h"
 #include "node/route.h"
@@ -630,10 +631,13 @@ typedef struct {
     uv_timer_t defer;           /* completes from the loop when nothing went out */
 } fanout_t;
 
+#define FANOUT_CHUNK 1024         /* users per multi-session read */
+
 typedef struct {
     fanout_t *f;
-    char *bare;
-} fanout_user_t;
+    char **bares;
+    size_t n;
+} fanout_chunk_t;
 
 static int selected(const roost_session_t *r, roost_fanout_t kind)
 {
@@ -670,34 +674,46 @@ static void on_fanout_deferred(uv_timer_t *t)
     uv_close((uv_handle_t *)t, on_fanout_deferred_closed);
 }
 
-static void on_fanout_user(int status, const roost_session_t *recs, size_t n, void *data)
+static void chunk_free(fanout_chunk_t *c)
 {
-    fanout_user_t *u = data;
-    fanout_t *f = u->f;
+    for (size_t i = 0; i < c->n; i++)
+        free(c->bares[i]);
+    free(c->bares);
+    free(c);
+}
+
+static void on_fanout_chunk(int status, const roost_session_t *recs, const size_t *offs,
+                            const size_t *counts, size_t n, void *data)
+{
+    fanout_chunk_t *c = data;
+    fanout_t *f = c->f;
     if (status != 0) {
         f->status = status;
-    } else if (n > 0) {
-        size_t *idx = calloc(n, sizeof(*idx));
-        size_t k = 0;
-        if (idx != NULL) {
-            for (size_t i = 0; i < n; i++)
-                if (selected(&recs[i], f->kind))
-                    idx[k++] = i;
-            if (f->nt + k > f->capt) {
-                size_t cap = (f->nt + k) * 2;
-                target_t *nt = realloc(f->t, cap * sizeof(*nt));
-                if (nt != NULL) {
-                    f->t = nt;
-                    f->capt = cap;
-                }
-            }
-            if (f->nt + k <= f->capt)
-                f->nt = add_targets(f->t, f->nt, u->bare, recs, idx, k, f->except);
-            free(idx);
-        }
+        n = 0;
     }
-    free(u->bare);
-    free(u);
+    for (size_t u = 0; u < n && u < c->n; u++) {
+        const roost_session_t *r = recs + offs[u];
+        size_t cnt = counts[u];
+        size_t *idx = calloc(cnt ? cnt : 1, sizeof(*idx));
+        size_t k = 0;
+        if (idx == NULL)
+            continue;
+        for (size_t i = 0; i < cnt; i++)
+            if (selected(&r[i], f->kind))
+                idx[k++] = i;
+        if (f->nt + k > f->capt) {
+            size_t cap = (f->nt + k) * 2;
+            target_t *nt = realloc(f->t, cap * sizeof(*nt));
+            if (nt != NULL) {
+                f->t = nt;
+                f->capt = cap;
+            }
+        }
+        if (f->nt + k <= f->capt)
+            f->nt = add_targets(f->t, f->nt, c->bares[u], r, idx, k, f->except);
+        free(idx);
+    }
+    chunk_free(c);
     if (--f->pending == 0)
         fanout_finish(f);
 }
@@ -730,17 +746,23 @@ int roost_router_fanout(roost_server_t *srv, const char *const *bares, size_t n,
     f->done = done;
     f->data = data;
     f->pending = 1;               /* held until every read was issued */
-    for (size_t i = 0; i < n; i++) {
-        fanout_user_t *u = calloc(1, sizeof(*u));
-        if (u == NULL || (u->bare = strdup(bares[i])) == NULL) {
-            free(u);
+    for (size_t i = 0; i < n; i += FANOUT_CHUNK) {
+        size_t m = n - i < FANOUT_CHUNK ? n - i : FANOUT_CHUNK;
+        fanout_chunk_t *c = calloc(1, sizeof(*c));
+        if (c == NULL || (c->bares = calloc(m, sizeof(*c->bares))) == NULL) {
+            free(c);
             f->status = ROOST_ENOMEM;
             continue;
         }
-        u->f = f;
-        if (roost_store_session_list(srv->store, bares[i], on_fanout_user, u) != 0) {
-            free(u->bare);
-            free(u);
+        c->f = f;
+        for (size_t j = 0; j < m; j++) {
+            if ((c->bares[j] = strdup(bares[i + j])) == NULL)
+                break;
+            c->n++;
+        }
+        if (c->n != m || roost_store_sessions_multi(srv->store, (const char *const *)c->bares,
+                                                    c->n, on_fanout_chunk, c) != 0) {
+            chunk_free(c);
             f->status = ROOST_EREDIS;
             continue;
         }
