@@ -55,15 +55,28 @@ static void on_published(int status, long long receivers, void *data)
         ROOST_WARN(0, "publish reached no node (target node gone)");
 }
 
-static int publish_envelope(roost_server_t *srv, const char *node_id, Roost__RouteEnvelope *env)
+typedef struct retry_s retry_t;
+static void on_published_retry(int status, long long receivers, void *data);
+static void retry_free(retry_t *r);
+
+/* Publishes env to node_id. retry (owned, may be NULL) is what to do when
+ * no node listens on that channel. */
+static int publish_envelope(roost_server_t *srv, const char *node_id, Roost__RouteEnvelope *env,
+                            retry_t *retry)
 {
     size_t len = roost__route_envelope__get_packed_size(env);
     uint8_t *buf = malloc(len ? len : 1);
-    if (buf == NULL)
+    if (buf == NULL) {
+        retry_free(retry);
         return ROOST_ENOMEM;
+    }
     roost__route_envelope__pack(env, buf);
-    int rc = roost_store_publish(srv->store, node_id, buf, len, on_published, NULL);
+    int rc = retry != NULL
+        ? roost_store_publish(srv->store, node_id, buf, len, on_published_retry, retry)
+        : roost_store_publish(srv->store, node_id, buf, len, on_published, NULL);
     free(buf);
+    if (rc != 0)
+        retry_free(retry);
     if (rc != 0)
         ROOST_WARN(0, "publish to node=%s failed: %s", node_id, roost_strerror(rc));
     return rc;
@@ -109,8 +122,13 @@ static void deliver_local(roost_server_t *srv, const target_t *t, const char *by
 
 /* Hands bytes to every target: local ones directly, the others in one
  * envelope per destination node (one PUBLISH carries every target there). */
-static void deliver_targets(roost_server_t *srv, target_t *t, size_t n, const char *bytes,
-                            size_t len, int stamp_to, const char *from, const char *to)
+static retry_t *retry_new(roost_server_t *srv, const char *node, const target_t *t, size_t n,
+                          const char *bytes, size_t len, int stamp_to, const roost_xml_t *orig,
+                          unsigned hops);
+
+static void deliver_targets_ex(roost_server_t *srv, target_t *t, size_t n, const char *bytes,
+                               size_t len, int stamp_to, const char *from, const char *to,
+                               const roost_xml_t *orig, unsigned hops)
 {
     uint64_t epoch = roost_store_node_epoch(srv->store);
     char *done = calloc(n ? n : 1, 1);
@@ -149,14 +167,181 @@ static void deliver_targets(roost_server_t *srv, target_t *t, size_t n, const ch
         env.stanza.data = (uint8_t *)bytes;
         env.stanza.len = len;
         env.origin_node = srv->node_id;
-        env.hops = 1;
+        env.hops = hops;
         env.stamp_to = stamp_to ? 1 : 0;
-        publish_envelope(srv, node, &env);
+        /* Messages and iqs must not vanish if that node died: keep what
+         * is needed to re-route them. Presence is best-effort. */
+        retry_t *rt = NULL;
+        if (orig != NULL && strcmp(orig->name, "presence") != 0) {
+            target_t *sub = calloc(nt, sizeof(*sub));
+            if (sub != NULL) {
+                for (size_t j = 0; j < nt; j++) {
+                    sub[j].full = tg[j].jid;
+                    sub[j].node_id = node;
+                    sub[j].conn_id = tg[j].conn_id;
+                }
+                rt = retry_new(srv, node, sub, nt, bytes, len, stamp_to, orig, hops);
+                free(sub);
+            }
+        }
+        publish_envelope(srv, node, &env, rt);
     }
 out:
     free(tp);
     free(tg);
     free(done);
+}
+
+static void deliver_targets(roost_server_t *srv, target_t *t, size_t n, const char *bytes,
+                            size_t len, int stamp_to, const char *from, const char *to)
+{
+    deliver_targets_ex(srv, t, n, bytes, len, stamp_to, from, to, NULL, 1);
+}
+
+
+/* ---- undeliverable: PUBLISH reached no node (DESIGN §5) -------------------- */
+
+#define MAX_ROUTE_HOPS 2          /* the first try plus one re-route */
+
+struct retry_s {
+    roost_server_t *srv;
+    char *node;                   /* the channel nobody listened on */
+    char **fulls;
+    size_t n;
+    char *bytes;
+    size_t len;
+    int stamp_to;
+    roost_xml_t *orig;
+    unsigned hops;
+    size_t pending;
+    int fell_back;                /* offline store / bounce done once */
+};
+
+static void retry_free(retry_t *r)
+{
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->n; i++)
+        free(r->fulls[i]);
+    free(r->fulls);
+    free(r->node);
+    free(r->bytes);
+    roost_xml_free(r->orig);
+    free(r);
+}
+
+static retry_t *retry_new(roost_server_t *srv, const char *node, const target_t *t, size_t n,
+                          const char *bytes, size_t len, int stamp_to, const roost_xml_t *orig,
+                          unsigned hops)
+{
+    retry_t *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    r->srv = srv;
+    r->stamp_to = stamp_to;
+    r->hops = hops;
+    r->len = len;
+    r->node = strdup(node);
+    r->bytes = malloc(len ? len : 1);
+    r->fulls = calloc(n ? n : 1, sizeof(*r->fulls));
+    r->orig = roost_xml_copy(orig);
+    if (r->node == NULL || r->bytes == NULL || r->fulls == NULL || r->orig == NULL) {
+        retry_free(r);
+        return NULL;
+    }
+    memcpy(r->bytes, bytes, len);
+    for (; r->n < n; r->n++)
+        if ((r->fulls[r->n] = strdup(t[r->n].full)) == NULL)
+            break;
+    return r;
+}
+
+/* Nowhere to deliver: a message goes to offline storage, an iq request is
+ * answered service-unavailable, anything else is dropped. Once per
+ * stanza, however many of its targets failed. */
+static void fall_back(retry_t *r, const char *bare)
+{
+    const roost_xml_t *st = r->orig;
+    const char *type = roost_xml_attr(st, "type");
+    if (r->fell_back)
+        return;
+    r->fell_back = 1;
+    if (strcmp(st->name, "message") == 0) {
+        roost_msg_type_t mt = roost_route_msg_type(type);
+        if (mt == ROOST_MSG_NORMAL || mt == ROOST_MSG_CHAT)
+            roost_offline_store(r->srv, bare, st);
+    } else if (strcmp(st->name, "iq") == 0 && type != NULL &&
+               (strcmp(type, "get") == 0 || strcmp(type, "set") == 0)) {
+        const char *from = roost_xml_attr(st, "from");
+        roost_xmpp_error_t err = { NULL, "service-unavailable", NULL };
+        roost_xml_t *e = roost_xmpp_error_reply(st, NULL, &err);
+        if (e != NULL && from != NULL && strchr(from, '/') != NULL)
+            roost_router_to_full(r->srv, from, e, NULL, NULL);
+        roost_xml_free(e);
+    }
+}
+
+typedef struct {
+    retry_t *r;
+    char *full;
+    char *bare;
+} reread_t;
+
+static void on_reread(int status, const roost_session_t *rec, void *data)
+{
+    reread_t *q = data;
+    retry_t *r = q->r;
+    if (status == 0 && rec != NULL && strcmp(rec->node_id, r->node) != 0 &&
+        r->hops < MAX_ROUTE_HOPS) {
+        /* The session moved (rebound elsewhere): one more try there. */
+        target_t t = { q->full, rec->node_id, rec->node_epoch, rec->conn_id };
+        deliver_targets_ex(r->srv, &t, 1, r->bytes, r->len, r->stamp_to, NULL, NULL,
+                           r->orig, r->hops + 1);
+    } else {
+        fall_back(r, q->bare);
+    }
+    free(q->full);
+    free(q->bare);
+    free(q);
+    if (--r->pending == 0)
+        retry_free(r);
+}
+
+static void on_published_retry(int status, long long receivers, void *data)
+{
+    retry_t *r = data;
+    if (status != 0 || receivers > 0) {
+        if (status != 0)
+            ROOST_WARN(0, "publish to node=%s failed: %s", r->node, roost_strerror(status));
+        retry_free(r);
+        return;
+    }
+    ROOST_WARN(0, "node=%s did not receive a %s; re-reading %zu session(s)", r->node,
+               r->orig->name, r->n);
+    r->pending = 1;
+    for (size_t i = 0; i < r->n; i++) {
+        reread_t *q = calloc(1, sizeof(*q));
+        char *slash = strchr(r->fulls[i], '/');
+        if (q == NULL || slash == NULL || (q->full = strdup(r->fulls[i])) == NULL ||
+            (q->bare = strndup(r->fulls[i], (size_t)(slash - r->fulls[i]))) == NULL) {
+            if (q != NULL) {
+                free(q->full);
+                free(q);
+            }
+            continue;
+        }
+        q->r = r;
+        if (roost_store_session_get(r->srv->store, q->bare, slash + 1, on_reread, q) != 0) {
+            fall_back(r, q->bare);
+            free(q->full);
+            free(q->bare);
+            free(q);
+            continue;
+        }
+        r->pending++;
+    }
+    if (--r->pending == 0)
+        retry_free(r);
 }
 
 static void targets_free(target_t *t, size_t n)
@@ -192,13 +377,14 @@ static size_t add_targets(target_t *t, size_t at, const char *bare, const roost_
 
 static void deliver(roost_server_t *srv, const char *bare, const roost_session_t *recs,
                     const size_t *idx, size_t n, const char *bytes, size_t len,
-                    const char *from, const char *to)
+                    const roost_xml_t *orig)
 {
     target_t *t = calloc(n ? n : 1, sizeof(*t));
     if (t == NULL)
         return;
     size_t nt = add_targets(t, 0, bare, recs, idx, n, NULL);
-    deliver_targets(srv, t, nt, bytes, len, 0, from, to);
+    deliver_targets_ex(srv, t, nt, bytes, len, 0, roost_xml_attr(orig, "from"),
+                       roost_xml_attr(orig, "to"), orig, 1);
     targets_free(t, nt);
 }
 
@@ -276,8 +462,7 @@ static void on_bare_sessions(int status, const roost_session_t *recs, size_t n, 
     } else {
         roost_buf_t b = ROOST_BUF_INIT;
         if (serialize(st, &b) == 0)
-            deliver(srv, req->to.bare, recs, idx, k, b.data, b.len,
-                    roost_xml_attr(st, "from"), roost_xml_attr(st, "to"));
+            deliver(srv, req->to.bare, recs, idx, k, b.data, b.len, st);
         roost_buf_free(&b);
         if (strcmp(st->name, "message") == 0 && roost_carbons_eligible(st))
             roost_carbons_received_bare(srv, req->to.bare, recs, n, idx, k, st);
@@ -316,8 +501,7 @@ static void on_full_session(int status, const roost_session_t *rec, void *data)
         roost_buf_t b = ROOST_BUF_INIT;
         size_t zero = 0;
         if (serialize(st, &b) == 0)
-            deliver(srv, req->to.bare, rec, &zero, 1, b.data, b.len,
-                    roost_xml_attr(st, "from"), roost_xml_attr(st, "to"));
+            deliver(srv, req->to.bare, rec, &zero, 1, b.data, b.len, st);
         roost_buf_free(&b);
         if (strcmp(st->name, "message") == 0 && roost_carbons_eligible(st))
             roost_carbons_received_full(srv, req->to.bare, req->to.full, st);
@@ -609,7 +793,7 @@ void roost_router_kick(roost_server_t *srv, const char *node_id, const char *ful
     env.condition = (char *)condition;
     env.text = (char *)(text != NULL ? text : "");
     env.hops = 1;
-    publish_envelope(srv, node_id, &env);
+    publish_envelope(srv, node_id, &env, NULL);
 }
 
 /* ---- fan-out for feature modules ------------------------------------------ */
