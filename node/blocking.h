@@ -38,7 +38,15 @@ typedef enum {
  * status < 0 on store errors (the router then delivers: a broken store
  * must not make messages vanish). */
 typedef void (*roost_blocking_check_cb)(int status, roost_block_verdict_t verdict, void *data);
+/* Returns 0, or a negative ROOST_E* (bad argument, e.g. a JID without a
+ * local part; store not connected), and then cb never runs. */
 int roost_blocking_check(roost_server_t *srv, const roost_jid_t *sender,
                          const roost_jid_t *recipient, roost_blocking_check_cb cb, void *data);
+
+/* The error a sender gets for a message or iq get/set to a JID on its own
+ * block list (XEP-0191 §3.5): not-acceptable (cancel) with <blocked
+ * xmlns='urn:xmpp:blocking:errors'/> in <error/>. New tree (caller frees)
+ * or NULL when stanza is an error itself or on ENOMEM. */
+roost_xml_t *roost_blocking_error_reply(const roost_xml_t *stanza);
 
 #endif

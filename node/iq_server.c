@@ -55,6 +55,7 @@ static roost_xml_t *disco_info(const roost_xml_t *iq, const roost_xml_t *query,
         rc |= add_feature(q, ROOST_NS_PING);
         rc |= add_feature(q, ROOST_NS_VERSION);
         rc |= add_feature(q, "urn:xmpp:carbons:2");
+        rc |= add_feature(q, "urn:xmpp:blocking");
     } else if (!rc) {
         rc |= roost_xml_set_attr(id, "category", "account");
         rc |= roost_xml_set_attr(id, "type", "registered");

@@ -8,6 +8,7 @@
 
 #include "node/router.h"
 #include "node/c2s.h"
+#include "node/blocking.h"
 #include "node/carbons.h"
 #include "node/offline.h"
 #include "store/roster.h"
@@ -628,6 +629,79 @@ static int valid_iq(const roost_xml_t *st)
     return strcmp(type, "result") == 0 || strcmp(type, "error") == 0;
 }
 
+/* A stanza from a local client to a user of a hosted domain, after the
+ * block check. Takes req; 0 or ROOST_EAGAIN as roost_router_from_client. */
+static int route_user(route_req_t *req)
+{
+    roost_server_t *srv = req->srv;
+    roost_xml_t *st = req->stanza;
+    const roost_jid_t *me = roost_c2s_jid(req->from);
+    const char *type = roost_xml_attr(st, "type");
+    int is_iq = strcmp(st->name, "iq") == 0;
+
+    if (strcmp(st->name, "message") == 0 && me != NULL && strcmp(req->to.bare, me->bare) != 0 &&
+        roost_carbons_eligible(st))
+        roost_carbons_sent(srv, me->full, me->bare, st);
+    if (req->to.resource != NULL)
+        return route_full(req);
+    if (is_iq) {
+        /* iq to another account's bare JID: the server answers for it. */
+        if (strcmp(type, "get") == 0 || strcmp(type, "set") == 0)
+            reply_error(req->from, st, req->to.full, "service-unavailable", NULL);
+        roost_xml_free(st);
+        roost_jid_clear(&req->to);
+        free(req);
+        return 0;
+    }
+    if (strcmp(st->name, "presence") == 0 && type != NULL && strcmp(type, "unavailable") != 0) {
+        /* Subscriptions and probes need the roster: not handled yet. */
+        roost_xml_free(st);
+        roost_jid_clear(&req->to);
+        free(req);
+        return 0;
+    }
+    return route_bare(req);
+}
+
+static void on_block_checked(int status, roost_block_verdict_t verdict, void *data)
+{
+    route_req_t *req = data;
+    roost_c2s_t *from = req->from;
+    roost_xml_t *st = req->stanza;
+    const char *type = roost_xml_attr(st, "type");
+    int request = strcmp(st->name, "message") == 0 ||
+                  (strcmp(st->name, "iq") == 0 && type != NULL &&
+                   (strcmp(type, "get") == 0 || strcmp(type, "set") == 0));
+    if (status == 0 && verdict != ROOST_BLOCK_NONE) {
+        /* XEP-0191 §3.5: the sender learns it blocked the recipient; a
+         * blocked sender sees the recipient as unavailable. Presence is
+         * dropped either way. */
+        if (request && !roost_c2s_gone(from)) {
+            if (verdict == ROOST_BLOCK_BY_SENDER) {
+                roost_xml_t *r = roost_blocking_error_reply(st);
+                if (r != NULL) {
+                    roost_c2s_send(from, r);
+                    roost_xml_free(r);
+                }
+            } else {
+                reply_error(from, st, req->to.full, "service-unavailable", NULL);
+            }
+        }
+        req_finish(req);
+        return;
+    }
+    if (roost_c2s_gone(from) && strcmp(st->name, "iq") == 0) {
+        req_finish(req);
+        return;
+    }
+    /* route_user either finishes now (then this step ends here) or calls
+     * roost_c2s_done itself later. */
+    roost_c2s_ref(from);
+    if (route_user(req) != ROOST_EAGAIN)
+        roost_c2s_done(from);
+    roost_c2s_unref(from);
+}
+
 int roost_router_from_client(roost_server_t *srv, roost_c2s_t *from, roost_xml_t *st)
 {
     const roost_jid_t *me = roost_c2s_jid(from);
@@ -655,6 +729,10 @@ int roost_router_from_client(roost_server_t *srv, roost_c2s_t *from, roost_xml_t
             if (roost_carbons_is_request(st)) {
                 roost_jid_clear(&to);
                 return roost_carbons_handle_iq(srv, from, st);
+            }
+            if (roost_blocking_is_request(st)) {
+                roost_jid_clear(&to);
+                return roost_blocking_handle_iq(srv, from, st);
             }
             if (strcmp(type, "get") == 0 || strcmp(type, "set") == 0) {
                 roost_xml_t *r = roost_iq_server_handle(st, ROOST_IQ_TO_ACCOUNT);
@@ -707,34 +785,17 @@ int roost_router_from_client(roost_server_t *srv, roost_c2s_t *from, roost_xml_t
         goto done;
     }
 
-    if (strcmp(name, "message") == 0 && strcmp(to.bare, me->bare) != 0 &&
-        roost_carbons_eligible(st))
-        roost_carbons_sent(srv, me->full, me->bare, st);
-
     route_req_t *req = req_new(srv, from, st, &to);
     if (req == NULL) {
         reply_error(from, st, to.full, "internal-server-error", NULL);
         goto done;
     }
-    if (req->to.resource != NULL)
-        return route_full(req);
-    if (is_iq) {
-        /* iq to another account's bare JID: the server answers for it. */
-        if (strcmp(type, "get") == 0 || strcmp(type, "set") == 0)
-            reply_error(from, st, req->to.full, "service-unavailable", NULL);
-        roost_xml_free(st);
-        roost_jid_clear(&req->to);
-        free(req);
-        return 0;
-    }
-    if (strcmp(name, "presence") == 0 && type != NULL && strcmp(type, "unavailable") != 0) {
-        /* Subscriptions and probes need the roster: not handled yet. */
-        roost_xml_free(st);
-        roost_jid_clear(&req->to);
-        free(req);
-        return 0;
-    }
-    return route_bare(req);
+    if (strcmp(req->to.bare, me->bare) != 0 &&
+        roost_blocking_check(srv, me, &req->to, on_block_checked, req) == 0)
+        return ROOST_EAGAIN;
+    /* Own account, or the store cannot check: route as usual (a broken
+     * store must not make messages vanish). */
+    return route_user(req);
 
 done:
     roost_jid_clear(&to);
