@@ -9,6 +9,7 @@
 
 #include "node/c2s.h"
 #include "node/log.h"
+#include "node/presence.h"
 #include "node/router.h"
 #include "node/sasl.h"
 #include "node/xmlstream.h"
@@ -44,6 +45,7 @@ struct roost_c2s_s {
     unsigned async : 1;          /* a stanza step is waiting for Redis */
     unsigned in_feed : 1;
     unsigned bound : 1;          /* record in Redis and in srv->sessions */
+    unsigned replaced : 1;       /* kicked by a newer session of the same JID */
     unsigned ping_sent : 1;      /* a keepalive ping awaits any sign of life */
     uint64_t last_in;            /* loop time of the last bytes received */
     unsigned ping_seq;
@@ -130,6 +132,8 @@ void roost_c2s_stream_error(roost_c2s_t *s, const char *condition, const char *t
 {
     if (s->gone)
         return;
+    if (strcmp(condition, "conflict") == 0)
+        s->replaced = 1;
     ROOST_INFO(s->id, "stream error condition=%s%s%s", condition,
                text != NULL ? " text=" : "", text != NULL ? text : "");
     if (!s->header_sent)
@@ -193,6 +197,10 @@ static void on_conn_close(roost_conn_t *conn)
     s->conn = NULL;
     if (s->bound) {
         roost_map_del(srv->sessions, s->jid.full, s);
+        /* A replaced session's full JID lives on in the new session:
+         * contacts must not see it go unavailable. */
+        if (!s->replaced)
+            roost_presence_session_ended(srv, s->jid.bare, s->jid.full, &s->rec);
         if (roost_store_session_unbind(srv->store, s->jid.bare, s->jid.resource, s->id,
                                        on_unbound, srv) == 0)
             srv->pending_ops++;
@@ -304,7 +312,9 @@ static void send_features(roost_c2s_t *s)
         s->state = C2S_SASL;
     } else {
         send_str(s, "<stream:features><bind xmlns='" NS_BIND "'/>"
-                    "<session xmlns='" NS_SESSION "'><optional/></session></stream:features>");
+                    "<session xmlns='" NS_SESSION "'><optional/></session>"
+                    "<ver xmlns='urn:xmpp:features:rosterver'/>"
+                    "<sub xmlns='urn:xmpp:features:pre-approval'/></stream:features>");
         s->state = C2S_BIND;
     }
 }

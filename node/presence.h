@@ -9,6 +9,7 @@
 #include "node/xml.h"
 #include "store/jid.h"
 #include "store/record.h"
+#include "store/roster.h"
 
 /* A presence stanza from the bound local client `from` ('from' already
  * stamped, 'to' parsed into *to, or to == NULL when absent). Takes
@@ -24,5 +25,13 @@ int roost_presence_from_client(roost_server_t *srv, roost_c2s_t *from, roost_xml
  * the record alone (no c2s needed). Fire-and-forget. */
 void roost_presence_session_ended(roost_server_t *srv, const char *bare, const char *full,
                                   const roost_session_t *rec);
+
+/* The user bare removed old (the item as it was) from the roster (RFC 6121
+ * §2.5.3): the contact's roster processes unsubscribe and unsubscribed from
+ * the user, the contact's pending request (if any) is dropped, and the
+ * contact gets unavailable from the user's resources when it was
+ * subscribed to them. old is borrowed. Fire-and-forget. */
+void roost_presence_item_removed(roost_server_t *srv, const char *bare,
+                                 const roost_roster_item_t *old);
 
 #endif

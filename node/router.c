@@ -9,6 +9,8 @@
 #include "node/router.h"
 #include "node/c2s.h"
 #include "node/blocking.h"
+#include "node/presence.h"
+#include "node/roster.h"
 #include "node/carbons.h"
 #include "node/offline.h"
 #include "store/roster.h"
@@ -553,69 +555,6 @@ static int route_full(route_req_t *req)
     return ROOST_EAGAIN;
 }
 
-/* ---- own presence --------------------------------------------------------- */
-
-static void on_presence_saved(int status, void *data)
-{
-    roost_c2s_t *from = data;
-    if (status != 0)
-        ROOST_WARN(roost_c2s_conn_id(from), "presence update failed: %s", roost_strerror(status));
-    roost_c2s_done(from);
-}
-
-static int self_presence(roost_server_t *srv, roost_c2s_t *from, roost_xml_t *st)
-{
-    const char *type = roost_xml_attr(st, "type");
-    roost_session_t *rec = roost_c2s_record(from);
-    if (type != NULL && strcmp(type, "unavailable") != 0) {
-        /* Subscription management without a 'to' is meaningless. */
-        roost_xml_free(st);
-        return 0;
-    }
-    if (type == NULL) {
-        long prio = 0;
-        roost_xml_t *p = roost_xml_child(st, "priority", ROOST_NS_CLIENT);
-        if (p != NULL) {
-            char *t = roost_xml_text(p);
-            char *end = NULL;
-            errno = 0;
-            prio = t != NULL ? strtol(t, &end, 10) : 0;
-            int bad = t == NULL || end == t || *end != '\0' || errno != 0 ||
-                      prio < -128 || prio > 127;
-            free(t);
-            if (bad) {
-                reply_error(from, st, NULL, "bad-request", "priority must be -128..127");
-                roost_xml_free(st);
-                return 0;
-            }
-        }
-        roost_buf_t b = ROOST_BUF_INIT;
-        if (serialize(st, &b) != 0) {
-            roost_buf_free(&b);
-            roost_xml_free(st);
-            return 0;
-        }
-        free(rec->presence);
-        size_t len;
-        rec->presence = (uint8_t *)roost_buf_steal(&b, &len);
-        rec->presence_len = len;
-        rec->priority = (int32_t)prio;
-        if (!(rec->flags & ROOST_SESS_F_AVAILABLE) && prio >= 0)
-            roost_offline_deliver(srv, from);
-        rec->flags |= ROOST_SESS_F_AVAILABLE;
-    } else {
-        free(rec->presence);
-        rec->presence = NULL;
-        rec->presence_len = 0;
-        rec->flags &= ~ROOST_SESS_F_AVAILABLE;
-    }
-    const roost_jid_t *me = roost_c2s_jid(from);
-    roost_xml_free(st);
-    if (roost_store_session_update(srv->store, me->bare, rec, on_presence_saved, from) != 0)
-        return 0;
-    return ROOST_EAGAIN;
-}
-
 /* ---- entry -------------------------------------------------------------- */
 
 static int valid_iq(const roost_xml_t *st)
@@ -639,6 +578,14 @@ static int route_user(route_req_t *req)
     const char *type = roost_xml_attr(st, "type");
     int is_iq = strcmp(st->name, "iq") == 0;
 
+    if (strcmp(st->name, "presence") == 0) {
+        /* Presence to another user, after the block check. */
+        roost_c2s_t *from = req->from;
+        int prc = roost_presence_from_client(srv, from, st, &req->to);
+        roost_jid_clear(&req->to);
+        free(req);
+        return prc;
+    }
     if (strcmp(st->name, "message") == 0 && me != NULL && strcmp(req->to.bare, me->bare) != 0 &&
         roost_carbons_eligible(st))
         roost_carbons_sent(srv, me->full, me->bare, st);
@@ -648,13 +595,6 @@ static int route_user(route_req_t *req)
         /* iq to another account's bare JID: the server answers for it. */
         if (strcmp(type, "get") == 0 || strcmp(type, "set") == 0)
             reply_error(req->from, st, req->to.full, "service-unavailable", NULL);
-        roost_xml_free(st);
-        roost_jid_clear(&req->to);
-        free(req);
-        return 0;
-    }
-    if (strcmp(st->name, "presence") == 0 && type != NULL && strcmp(type, "unavailable") != 0) {
-        /* Subscriptions and probes need the roster: not handled yet. */
         roost_xml_free(st);
         roost_jid_clear(&req->to);
         free(req);
@@ -726,6 +666,10 @@ int roost_router_from_client(roost_server_t *srv, roost_c2s_t *from, roost_xml_t
 
     if (to_s == NULL || (to.resource == NULL && strcmp(to.bare, me->bare) == 0)) {
         if (is_iq) {
+            if (roost_xml_child(st, "query", ROOST_NS_ROSTER) != NULL) {
+                roost_jid_clear(&to);
+                return roost_roster_handle_iq(srv, from, st);
+            }
             if (roost_carbons_is_request(st)) {
                 roost_jid_clear(&to);
                 return roost_carbons_handle_iq(srv, from, st);
@@ -747,7 +691,7 @@ int roost_router_from_client(roost_server_t *srv, roost_c2s_t *from, roost_xml_t
         }
         if (strcmp(name, "presence") == 0 && to_s == NULL) {
             roost_jid_clear(&to);
-            return self_presence(srv, from, st);
+            return roost_presence_from_client(srv, from, st, NULL);
         }
         if (to_s == NULL) {
             /* RFC 6120 §10.3.1: a message with no 'to' is for the
@@ -764,6 +708,15 @@ int roost_router_from_client(roost_server_t *srv, roost_c2s_t *from, roost_xml_t
         }
     }
 
+    if (strcmp(name, "presence") == 0 &&
+        (to.local == NULL || !roost_config_hosts(srv->cfg, to.domain) ||
+         strcmp(to.bare, me->bare) == 0)) {
+        /* Presence to the server, to a remote domain or to oneself: the
+         * presence module decides (remote-server-not-found, drop...). */
+        int prc = roost_presence_from_client(srv, from, st, &to);
+        roost_jid_clear(&to);
+        return prc;
+    }
     if (!roost_config_hosts(srv->cfg, to.domain)) {
         /* No server-to-server yet. */
         reply_error(from, st, to.full, "remote-server-not-found", NULL);

@@ -1,0 +1,1204 @@
+/* Presence (RFC 6121 §3, §4) between hosted users: broadcast of initial,
+ * updated and unavailable presence, probes answered from the session
+ * records, directed presence, and the subscription handshake applied to
+ * both rosters (they live in the same Redis) through the pure state
+ * machine of node/subscription.c. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/presence.h"
+#include "node/c2s.h"
+#include "node/log.h"
+#include "node/offline.h"
+#include "node/roster.h"
+#include "node/router.h"
+#include "node/subscription.h"
+#include "node/xmlstream.h"
+#include "node/xmpp_error.h"
+#include "store/error.h"
+#include "store/roster.h"
+
+/* Users per roost_store_sessions_multi call (its documented bound). */
+#define MULTI_MAX 1024
+/* Compare-and-set attempts per roster item before a step gives up. */
+#define CAS_TRIES 5
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static void reply_error(roost_c2s_t *c, const roost_xml_t *st, const char *from_default,
+                        const char *cond, const char *text)
+{
+    roost_xmpp_error_t err = { NULL, cond, text };
+    roost_xml_t *r = roost_xmpp_error_reply(st, from_default, &err);
+    if (r != NULL) {
+        roost_c2s_send(c, r);
+        roost_xml_free(r);
+    }
+}
+
+static void free_strv(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void on_store_done(int status, void *data)
+{
+    const char *what = data;
+    if (status != 0)
+        ROOST_WARN(0, "%s failed: %s", what, roost_strerror(status));
+}
+
+static void log_rc(int rc, const char *what)
+{
+    if (rc != 0)
+        ROOST_WARN(0, "%s failed: %s", what, roost_strerror(rc));
+}
+
+/* Session records keep the last presence as serialized bytes; sending it
+ * through the router needs the tree back. */
+static void parsed_stanza(void *data, roost_xml_t *el)
+{
+    roost_xml_t **out = data;
+    if (*out == NULL)
+        *out = el;
+    else
+        roost_xml_free(el);
+}
+
+static roost_xml_t *parse_stanza(const uint8_t *bytes, size_t len)
+{
+    static const char hdr[] = "<stream:stream xmlns='jabber:client' "
+                              "xmlns:stream='http://etherx.jabber.org/streams'>";
+    static const roost_xmlstream_cb_t cb = { NULL, parsed_stanza, NULL, NULL };
+    roost_xml_t *el = NULL;
+    roost_xmlstream_t *xs = roost_xmlstream_new(NULL, &cb, &el);
+    if (xs == NULL)
+        return NULL;
+    if (roost_xmlstream_feed(xs, hdr, sizeof(hdr) - 1) == 0)
+        roost_xmlstream_feed(xs, (const char *)bytes, len);
+    roost_xmlstream_free(xs);
+    return el;
+}
+
+/* Sends st to jid: exactly that resource for a full JID, every available
+ * resource for a bare one ('to' left as in st). */
+static void send_to_jid(roost_server_t *srv, const char *jid, const roost_xml_t *st,
+                        const char *except)
+{
+    int rc;
+    if (strchr(jid, '/') != NULL)
+        rc = roost_router_to_full(srv, jid, st, NULL, NULL);
+    else
+        rc = roost_router_fanout(srv, &jid, 1, ROOST_FANOUT_AVAILABLE, except, st, 0, NULL, NULL);
+    log_rc(rc, "presence delivery");
+}
+
+/* <presence type=type from=from to=to/> */
+static roost_xml_t *mk_presence(const char *type, const char *from, const char *to)
+{
+    roost_xml_t *p = roost_xml_new("presence", ROOST_NS_CLIENT);
+    if (p == NULL)
+        return NULL;
+    if ((type != NULL && roost_xml_set_attr(p, "type", type) != 0) ||
+        roost_xml_set_attr(p, "from", from) != 0 ||
+        (to != NULL && roost_xml_set_attr(p, "to", to) != 0)) {
+        roost_xml_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* "bare/resource" of a record into a malloc'd string. */
+static char *full_of(const char *bare, const roost_session_t *r)
+{
+    size_t n = strlen(bare) + strlen(r->resource) + 2;
+    char *s = malloc(n);
+    if (s != NULL)
+        snprintf(s, n, "%s/%s", bare, r->resource);
+    return s;
+}
+
+/* ---- sending a user's presence to one contact ----------------------------- */
+
+/* After a subscription change: each available resource of owner sends its
+ * current presence (or unavailable) to peer. Fire-and-forget. */
+typedef struct {
+    roost_server_t *srv;
+    char *owner;
+    char *peer;
+    int unavailable;
+} tell_t;
+
+static void tell_free(tell_t *t)
+{
+    free(t->owner);
+    free(t->peer);
+    free(t);
+}
+
+static void on_tell_sessions(int status, const roost_session_t *recs, size_t n, void *data)
+{
+    tell_t *t = data;
+    const char *peer = t->peer;
+    if (status != 0) {
+        ROOST_WARN(0, "session list for %s failed: %s", t->owner, roost_strerror(status));
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const roost_session_t *r = &recs[i];
+        if (!(r->flags & ROOST_SESS_F_AVAILABLE))
+            continue;
+        roost_xml_t *p = NULL;
+        if (t->unavailable) {
+            char *full = full_of(t->owner, r);
+            if (full != NULL)
+                p = mk_presence("unavailable", full, peer);
+            free(full);
+        } else if (r->presence != NULL) {
+            p = parse_stanza(r->presence, r->presence_len);
+        }
+        if (p == NULL)
+            continue;
+        log_rc(roost_router_fanout(t->srv, &peer, 1, ROOST_FANOUT_AVAILABLE, NULL, p, 1,
+                                   NULL, NULL), "presence to new subscriber");
+        roost_xml_free(p);
+    }
+out:
+    tell_free(t);
+}
+
+static void tell_contact(roost_server_t *srv, const char *owner, const char *peer, int unavailable)
+{
+    tell_t *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return;
+    t->srv = srv;
+    t->unavailable = unavailable;
+    t->owner = strdup(owner);
+    t->peer = strdup(peer);
+    if (t->owner == NULL || t->peer == NULL ||
+        roost_store_session_list(srv->store, owner, on_tell_sessions, t) != 0)
+        tell_free(t);
+}
+
+/* ---- subscription handshake --------------------------------------------- */
+
+/* One application of the state machine to one roster: the owner's item
+ * for the peer. Outbound steps run on the sender's roster, inbound steps on
+ * the recipient's. */
+typedef struct {
+    int inbound;
+    int owner_is_user;      /* owner = job->user (else job->contact) */
+    int verify;             /* inbound subscribe: check the account exists first */
+    roost_subev_t ev;
+    roost_xml_t *st;        /* the stanza, from = sender bare, to = recipient bare */
+} sub_step_t;
+
+#define MAX_STEPS 4
+
+/* A chain of steps for one subscription stanza: the sender's outbound
+ * step, the recipient's inbound step, and the inbound step of an automatic
+ * answer. Runs one step at a time. */
+typedef struct {
+    roost_server_t *srv;
+    roost_c2s_t *from;          /* resumed at the end; NULL: fire-and-forget */
+    roost_xml_t *orig;          /* the client's stanza (error replies), or NULL */
+    char *user;                 /* the client's account */
+    char *contact;              /* the other party */
+    sub_step_t steps[MAX_STEPS];
+    size_t head, tail;
+    /* current step */
+    roost_roster_item_t cur;
+    int have_cur;
+    int pending_in;
+    roost_roster_item_t next;
+    roost_subdecision_t d;
+    int tries;
+    /* Presence owed after a change, sent when the chain ends so that it
+     * follows the subscription stanzas (§3.1.5, §3.2.1). */
+    struct {
+        int owner_is_user;
+        int unavailable;
+    } tells[MAX_STEPS];
+    size_t n_tells;
+} sub_job_t;
+
+static void step_begin(sub_job_t *job);
+
+static const char *owner_of(const sub_job_t *job, const sub_step_t *s)
+{
+    return s->owner_is_user ? job->user : job->contact;
+}
+
+static const char *peer_of(const sub_job_t *job, const sub_step_t *s)
+{
+    return s->owner_is_user ? job->contact : job->user;
+}
+
+static void job_free(sub_job_t *job)
+{
+    for (size_t i = job->head; i < job->tail; i++)
+        roost_xml_free(job->steps[i].st);
+    roost_roster_item_clear(&job->cur);
+    roost_roster_item_clear(&job->next);
+    roost_xml_free(job->orig);
+    free(job->user);
+    free(job->contact);
+    free(job);
+}
+
+static void job_end(sub_job_t *job)
+{
+    roost_c2s_t *from = job->from;
+    for (size_t i = 0; i < job->n_tells; i++) {
+        int u = job->tells[i].owner_is_user;
+        tell_contact(job->srv, u ? job->user : job->contact, u ? job->contact : job->user,
+                     job->tells[i].unavailable);
+    }
+    job_free(job);
+    if (from != NULL)
+        roost_c2s_done(from);
+}
+
+static sub_job_t *job_new(roost_server_t *srv, roost_c2s_t *from, const char *user,
+                          const char *contact)
+{
+    sub_job_t *job = calloc(1, sizeof(*job));
+    if (job == NULL)
+        return NULL;
+    job->srv = srv;
+    job->from = from;
+    job->user = strdup(user);
+    job->contact = strdup(contact);
+    if (job->user == NULL || job->contact == NULL) {
+        job_free(job);
+        return NULL;
+    }
+    return job;
+}
+
+/* Queues a step; takes ownership of st (freed on failure). */
+static int job_push(sub_job_t *job, int inbound, int owner_is_user, roost_subev_t ev,
+                    roost_xml_t *st)
+{
+    if (st == NULL)
+        return ROOST_ENOMEM;
+    if (job->tail == MAX_STEPS) {
+        roost_xml_free(st);
+        return ROOST_ELIMIT;
+    }
+    sub_step_t *s = &job->steps[job->tail++];
+    memset(s, 0, sizeof(*s));
+    s->inbound = inbound;
+    s->owner_is_user = owner_is_user;
+    s->ev = ev;
+    s->st = st;
+    s->verify = inbound && ev == ROOST_SUBEV_SUBSCRIBE;
+    return 0;
+}
+
+static void job_tell(sub_job_t *job, int owner_is_user, int unavailable)
+{
+    if (job->n_tells == MAX_STEPS)
+        return;
+    job->tells[job->n_tells].owner_is_user = owner_is_user;
+    job->tells[job->n_tells].unavailable = unavailable;
+    job->n_tells++;
+}
+
+/* Ends the current step and starts the next one (or ends the job). */
+static void step_next(sub_job_t *job)
+{
+    roost_xml_free(job->steps[job->head].st);
+    job->steps[job->head].st = NULL;
+    job->head++;
+    roost_roster_item_clear(&job->cur);
+    roost_roster_item_clear(&job->next);
+    job->have_cur = 0;
+    job->pending_in = 0;
+    job->tries = 0;
+    step_begin(job);
+}
+
+/* The decision is final (and stored when the item changed): act on it. */
+static void step_effects(sub_job_t *job)
+{
+    roost_server_t *srv = job->srv;
+    sub_step_t *s = &job->steps[job->head];
+    const char *owner = owner_of(job, s);
+    const char *peer = peer_of(job, s);
+    const roost_subdecision_t *d = &job->d;
+
+    if (job->pending_in && !d->next.pending_in)
+        log_rc(roost_store_subin_del(srv->store, owner, peer, on_store_done,
+                                     "clearing a pending subscription request"),
+               "clearing a pending subscription request");
+    if (!s->inbound) {
+        if (d->forward) {
+            /* The recipient's inbound processing: same stanza. */
+            roost_xml_t *st = s->st;
+            s->st = NULL;
+            log_rc(job_push(job, 1, !s->owner_is_user, s->ev, st), "subscription step");
+        }
+    } else {
+        if (s->ev == ROOST_SUBEV_SUBSCRIBE && d->deliver) {
+            /* Kept until answered and redelivered at every login (§3.1.3);
+             * also delivered now to the available resources. */
+            roost_buf_t b = ROOST_BUF_INIT;
+            if (roost_xml_serialize(s->st, ROOST_NS_CLIENT, &b) == 0)
+                log_rc(roost_store_subin_put(srv->store, owner, peer, (const uint8_t *)b.data,
+                                             b.len, srv->cfg->max_pending_subscriptions,
+                                             on_store_done, "storing a subscription request"),
+                       "storing a subscription request");
+            roost_buf_free(&b);
+        }
+        if (d->deliver)
+            log_rc(roost_router_fanout(srv, &owner, 1, ROOST_FANOUT_AVAILABLE, NULL, s->st, 0,
+                                       NULL, NULL), "subscription delivery");
+        if (d->auto_reply) {
+            /* Answered on the owner's behalf: the requester's roster sees
+             * an inbound 'subscribed'. */
+            log_rc(job_push(job, 1, !s->owner_is_user, ROOST_SUBEV_SUBSCRIBED,
+                            mk_presence("subscribed", owner, peer)), "subscription auto-reply");
+            /* Also when the subscription already existed: the requester
+             * may have lost track and wants the presence again. */
+            if (!d->send_presence)
+                job_tell(job, s->owner_is_user, 0);
+        }
+    }
+    if (d->send_presence)
+        job_tell(job, s->owner_is_user, 0);
+    if (d->send_unavailable)
+        job_tell(job, s->owner_is_user, 1);
+    step_next(job);
+}
+
+static void on_step_cas(int status, const roost_roster_item_t *current, uint64_t ver,
+                        void *data);
+
+/* Computes the decision for the current belief and stores the item when it
+ * changes. */
+static void step_decide(sub_job_t *job)
+{
+    roost_server_t *srv = job->srv;
+    sub_step_t *s = &job->steps[job->head];
+    roost_substate_t cur;
+    roost_substate_from_item(&cur, job->have_cur ? &job->cur : NULL, job->pending_in);
+    if (s->inbound)
+        roost_subscription_inbound(&cur, s->ev, &job->d);
+    else
+        roost_subscription_outbound(&cur, s->ev, &job->d);
+    if (!job->d.item_changed) {
+        step_effects(job);
+        return;
+    }
+    roost_roster_item_clear(&job->next);
+    if (job->have_cur) {
+        if (roost_roster_item_copy(&job->next, &job->cur) != 0)
+            goto fail;
+    } else {
+        job->next.jid = strdup(peer_of(job, s));
+        if (job->next.jid == NULL)
+            goto fail;
+    }
+    job->next.sub = job->d.next.sub;
+    job->next.ask = job->d.next.ask;
+    job->next.approved = job->d.next.approved;
+    int rc = roost_store_roster_cas(srv->store, owner_of(job, s), peer_of(job, s),
+                                    job->have_cur ? &job->cur : NULL, &job->next,
+                                    srv->cfg->max_roster_items, on_step_cas, job);
+    if (rc == 0)
+        return;
+fail:
+    ROOST_WARN(0, "subscription change %s -> %s failed", owner_of(job, s), peer_of(job, s));
+    job_end(job);
+}
+
+static void on_step_cas(int status, const roost_roster_item_t *current, uint64_t ver,
+                        void *data)
+{
+    sub_job_t *job = data;
+    sub_step_t *s = &job->steps[job->head];
+    if (status == ROOST_ECONFLICT && ++job->tries < CAS_TRIES) {
+        roost_roster_item_clear(&job->cur);
+        job->have_cur = 0;
+        if (current != NULL) {
+            if (roost_roster_item_copy(&job->cur, current) != 0) {
+                job_end(job);
+                return;
+            }
+            job->have_cur = 1;
+        }
+        step_decide(job);
+        return;
+    }
+    if (status != 0) {
+        ROOST_WARN(0, "roster change %s -> %s failed: %s", owner_of(job, s), peer_of(job, s),
+                   roost_strerror(status));
+        /* Only the sender's own step can create an item and hit the
+         * roster limit; tell the client. */
+        if (!s->inbound && job->from != NULL && job->orig != NULL && !roost_c2s_gone(job->from))
+            reply_error(job->from, job->orig, NULL,
+                        status == ROOST_ELIMIT ? "resource-constraint" : "internal-server-error",
+                        NULL);
+        job_end(job);
+        return;
+    }
+    roost_roster_push(job->srv, owner_of(job, s), &job->next, 0, ver);
+    step_effects(job);
+}
+
+static void on_step_subin(int status, const char *const *contacts, const uint8_t *const *stanzas,
+                          const size_t *lens, size_t n, void *data)
+{
+    sub_job_t *job = data;
+    sub_step_t *s = &job->steps[job->head];
+    const char *peer = peer_of(job, s);
+    (void)stanzas;
+    (void)lens;
+    if (status != 0) {
+        ROOST_WARN(0, "pending subscription read failed: %s", roost_strerror(status));
+        job_end(job);
+        return;
+    }
+    for (size_t i = 0; i < n && !job->pending_in; i++)
+        job->pending_in = strcmp(contacts[i], peer) == 0;
+    step_decide(job);
+}
+
+static void on_step_item(int status, const roost_roster_item_t *item, uint64_t ver, void *data)
+{
+    sub_job_t *job = data;
+    sub_step_t *s = &job->steps[job->head];
+    (void)ver;
+    if (status != 0) {
+        ROOST_WARN(0, "roster item read failed: %s", roost_strerror(status));
+        job_end(job);
+        return;
+    }
+    if (item != NULL) {
+        if (roost_roster_item_copy(&job->cur, item) != 0) {
+            job_end(job);
+            return;
+        }
+        job->have_cur = 1;
+    }
+    /* Pending-in decides approvals, denials and withdrawals. */
+    int need_pending = s->inbound ? (s->ev == ROOST_SUBEV_SUBSCRIBE ||
+                                     s->ev == ROOST_SUBEV_UNSUBSCRIBE)
+                                  : (s->ev == ROOST_SUBEV_SUBSCRIBED ||
+                                     s->ev == ROOST_SUBEV_UNSUBSCRIBED);
+    if (need_pending) {
+        if (roost_store_subin_list(job->srv->store, owner_of(job, s), on_step_subin, job) != 0)
+            job_end(job);
+        return;
+    }
+    step_decide(job);
+}
+
+static int step_read(sub_job_t *job)
+{
+    sub_step_t *s = &job->steps[job->head];
+    return roost_store_roster_item_get(job->srv->store, owner_of(job, s), peer_of(job, s),
+                                       on_step_item, job);
+}
+
+static void on_step_account(int status, const roost_scram_cred_t *cred, void *data)
+{
+    sub_job_t *job = data;
+    sub_step_t *s = &job->steps[job->head];
+    if (status == 0 && cred == NULL) {
+        /* §3.1.3: no such account: the requester gets 'unsubscribed' on
+         * its behalf, which also clears its ask. */
+        roost_xml_t *st = mk_presence("unsubscribed", owner_of(job, s), peer_of(job, s));
+        log_rc(job_push(job, 1, !s->owner_is_user, ROOST_SUBEV_UNSUBSCRIBED, st),
+               "subscription auto-reply");
+        step_next(job);
+        return;
+    }
+    if (step_read(job) != 0)
+        job_end(job);
+}
+
+/* Starts the current step: 0, or negative when nothing was started. */
+static int step_start(sub_job_t *job)
+{
+    sub_step_t *s = &job->steps[job->head];
+    if (s->verify) {
+        s->verify = 0;
+        return roost_store_cred_get(job->srv->store, owner_of(job, s), ROOST_HASH_SHA256,
+                                    on_step_account, job);
+    }
+    return step_read(job);
+}
+
+static void step_begin(sub_job_t *job)
+{
+    if (job->head == job->tail || step_start(job) != 0)
+        job_end(job);
+}
+
+static int subscription_from_client(roost_server_t *srv, roost_c2s_t *from, roost_xml_t *st,
+                                    const roost_jid_t *to, roost_subev_t ev)
+{
+    const roost_jid_t *me = roost_c2s_jid(from);
+    if (!roost_config_hosts(srv->cfg, to->domain)) {
+        /* No server-to-server yet. */
+        reply_error(from, st, to->bare, "remote-server-not-found", NULL);
+        goto drop;
+    }
+    /* A subscription with oneself is implicit; one with a bare domain
+     * has no account behind it. */
+    if (to->local == NULL || strcmp(to->bare, me->bare) == 0)
+        goto drop;
+    sub_job_t *job = job_new(srv, from, me->bare, to->bare);
+    if (job == NULL)
+        goto drop;
+    /* §3.1.2: the stanza travels from the bare JID to the bare JID. */
+    roost_xml_t *out = roost_xml_copy(st);
+    if (out == NULL || roost_xml_set_attr(out, "from", me->bare) != 0 ||
+        roost_xml_set_attr(out, "to", to->bare) != 0) {
+        roost_xml_free(out);
+        job_free(job);
+        goto drop;
+    }
+    job->orig = st;
+    if (job_push(job, 0, 1, ev, out) != 0 || step_start(job) != 0) {
+        job_free(job);
+        return 0;
+    }
+    return ROOST_EAGAIN;
+drop:
+    roost_xml_free(st);
+    return 0;
+}
+
+void roost_presence_item_removed(roost_server_t *srv, const char *bare,
+                                 const roost_roster_item_t *old)
+{
+    roost_jid_t c = { 0 };
+    if (old == NULL || old->jid == NULL || strcmp(old->jid, bare) == 0)
+        return;
+    if (roost_jid_parse(&c, old->jid, strlen(old->jid)) != 0)
+        return;
+    int hosted = c.local != NULL && roost_config_hosts(srv->cfg, c.domain);
+    roost_jid_clear(&c);
+    log_rc(roost_store_subin_del(srv->store, bare, old->jid, on_store_done,
+                                 "clearing a pending subscription request"),
+           "clearing a pending subscription request");
+    if (!hosted)
+        return;
+    roost_substate_t st;
+    int unsub, unsubd;
+    /* Whether a request from the contact was pending is not known here;
+     * 'unsubscribed' is harmless when it was not (the contact's roster
+     * then does not change and nothing is delivered). */
+    roost_substate_from_item(&st, old, 1);
+    roost_subscription_remove(&st, &unsub, &unsubd);
+    if (old->sub & ROOST_SUB_FROM)
+        tell_contact(srv, bare, old->jid, 1);
+    sub_job_t *job = job_new(srv, NULL, bare, old->jid);
+    if (job == NULL)
+        return;
+    if (unsub)
+        job_push(job, 1, 0, ROOST_SUBEV_UNSUBSCRIBE, mk_presence("unsubscribe", bare, old->jid));
+    if (unsubd)
+        job_push(job, 1, 0, ROOST_SUBEV_UNSUBSCRIBED,
+                 mk_presence("unsubscribed", bare, old->jid));
+    step_begin(job);
+}
+
+/* ---- broadcast ------------------------------------------------------------ */
+
+/* Presence from one resource to its contacts with from/both, the user's
+ * available resources and (unavailable) its directed-presence recipients;
+ * for initial presence also the probes' answers, pending requests and
+ * offline messages for the new resource. */
+typedef struct {
+    roost_server_t *srv;
+    roost_c2s_t *from;          /* resumed at the end; NULL: fire-and-forget */
+    roost_xml_t *st;            /* from = the resource's full JID */
+    char *bare;
+    char *full;
+    int initial;
+    int offline;
+    int unavailable;
+    char **directed;
+    size_t n_directed;
+    char **probe;               /* to/both contacts and the user itself */
+    size_t n_probe;
+    size_t probe_off;
+} bcast_t;
+
+static void bcast_free(bcast_t *b)
+{
+    if (b == NULL)
+        return;
+    roost_xml_free(b->st);
+    free(b->bare);
+    free(b->full);
+    free_strv(b->directed, b->n_directed);
+    free_strv(b->probe, b->n_probe);
+    free(b);
+}
+
+static void bcast_end(bcast_t *b)
+{
+    roost_c2s_t *from = b->from;
+    bcast_free(b);
+    if (from != NULL)
+        roost_c2s_done(from);
+}
+
+static bcast_t *bcast_new(roost_server_t *srv, roost_c2s_t *from, roost_xml_t *st,
+                          const char *bare, const char *full)
+{
+    bcast_t *b = calloc(1, sizeof(*b));
+    if (b == NULL)
+        return NULL;
+    b->srv = srv;
+    b->from = from;
+    b->bare = strdup(bare);
+    b->full = strdup(full);
+    if (b->bare == NULL || b->full == NULL) {
+        b->st = NULL;
+        bcast_free(b);
+        return NULL;
+    }
+    b->st = st;
+    return b;
+}
+
+static void on_offline_ready(bcast_t *b)
+{
+    if (b->offline && b->from != NULL && !roost_c2s_gone(b->from))
+        roost_offline_deliver(b->srv, b->from);
+    bcast_end(b);
+}
+
+static void on_subin(int status, const char *const *contacts, const uint8_t *const *stanzas,
+                     const size_t *lens, size_t n, void *data)
+{
+    bcast_t *b = data;
+    (void)contacts;
+    if (status != 0)
+        ROOST_WARN(0, "pending subscription read for %s failed: %s", b->bare,
+                   roost_strerror(status));
+    for (size_t i = 0; status == 0 && i < n && !roost_c2s_gone(b->from); i++)
+        roost_c2s_send_bytes(b->from, (const char *)stanzas[i], lens[i]);
+    on_offline_ready(b);
+}
+
+static void probe_next(bcast_t *b);
+
+/* The new resource gets the last presence of every available resource of
+ * its to/both contacts and of its own account (a probe answered from the
+ * records instead of a probe stanza per contact). */
+static void on_probe(int status, const roost_session_t *recs, const size_t *offs,
+                     const size_t *counts, size_t n, void *data)
+{
+    bcast_t *b = data;
+    const char *own_res = b->full + strlen(b->bare) + 1;
+    if (status != 0)
+        ROOST_WARN(0, "probe read for %s failed: %s", b->bare, roost_strerror(status));
+    for (size_t i = 0; status == 0 && i < n && !roost_c2s_gone(b->from); i++) {
+        const char *who = b->probe[b->probe_off + i];
+        int own = strcmp(who, b->bare) == 0;
+        for (size_t j = 0; j < counts[i]; j++) {
+            const roost_session_t *r = &recs[offs[i] + j];
+            if (!(r->flags & ROOST_SESS_F_AVAILABLE) || r->presence == NULL)
+                continue;
+            if (own && r->resource != NULL && strcmp(r->resource, own_res) == 0)
+                continue;
+            roost_c2s_send_bytes(b->from, (const char *)r->presence, r->presence_len);
+        }
+    }
+    b->probe_off += n;
+    if (status != 0 || n == 0)
+        b->probe_off = b->n_probe;
+    probe_next(b);
+}
+
+static void probe_next(bcast_t *b)
+{
+    roost_store_t *store = b->srv->store;
+    if (roost_c2s_gone(b->from)) {
+        bcast_end(b);
+        return;
+    }
+    if (b->probe_off < b->n_probe) {
+        size_t k = b->n_probe - b->probe_off;
+        if (k > MULTI_MAX)
+            k = MULTI_MAX;
+        if (roost_store_sessions_multi(store, (const char *const *)b->probe + b->probe_off, k,
+                                       on_probe, b) == 0)
+            return;
+        b->probe_off = b->n_probe;
+    }
+    /* §3.1.3: requests that waited for this login. */
+    if (roost_store_subin_list(store, b->bare, on_subin, b) != 0)
+        on_offline_ready(b);
+}
+
+/* Directed-presence recipients that are not already told as contacts. */
+static void tell_directed(bcast_t *b, roost_map_t *told)
+{
+    for (size_t i = 0; i < b->n_directed; i++) {
+        const char *d = b->directed[i];
+        char bare[ROOST_SESS_JID_MAX + 1];
+        size_t bl = strcspn(d, "/");
+        if (bl > ROOST_SESS_JID_MAX)
+            continue;
+        memcpy(bare, d, bl);
+        bare[bl] = '\0';
+        if (told != NULL && roost_map_get(told, bare) != NULL)
+            continue;
+        roost_xml_t *p = roost_xml_copy(b->st);
+        if (p == NULL)
+            continue;
+        if (roost_xml_set_attr(p, "to", d) == 0)
+            send_to_jid(b->srv, d, p, NULL);
+        roost_xml_free(p);
+    }
+}
+
+static void on_bcast_roster(int status, const roost_roster_item_t *items, size_t n,
+                            uint64_t ver, void *data)
+{
+    bcast_t *b = data;
+    roost_server_t *srv = b->srv;
+    roost_map_t *told = NULL;
+    (void)ver;
+    if (status != 0) {
+        /* Still tell the own resources and directed recipients. */
+        ROOST_WARN(0, "roster read for %s failed: %s", b->bare, roost_strerror(status));
+        n = 0;
+    }
+    const char **to = calloc(n + 1, sizeof(*to));
+    if (to == NULL) {
+        bcast_end(b);
+        return;
+    }
+    size_t k = 0;
+    if (b->n_directed > 0)
+        told = roost_map_new();
+    for (size_t i = 0; i < n; i++) {
+        if (!(items[i].sub & ROOST_SUB_FROM) || items[i].jid == NULL ||
+            strcmp(items[i].jid, b->bare) == 0)
+            continue;
+        to[k++] = items[i].jid;
+        if (told != NULL)
+            roost_map_put(told, items[i].jid, (void *)1);
+    }
+    to[k++] = b->bare;
+    /* Available presence also goes back to the resource that sent it
+     * (§4.2.2, §4.4.2); unavailable not, that resource is leaving. */
+    log_rc(roost_router_fanout(srv, to, k, ROOST_FANOUT_AVAILABLE,
+                               b->unavailable ? b->full : NULL, b->st, 1, NULL, NULL),
+           "presence broadcast");
+    free(to);
+    if (b->unavailable)
+        tell_directed(b, told);
+    roost_map_free(told);
+
+    if (!b->initial || b->from == NULL) {
+        if (b->from != NULL) {
+            on_offline_ready(b);
+            return;
+        }
+        bcast_end(b);
+        return;
+    }
+    /* Initial presence: whose presence the new resource wants now. */
+    b->probe = calloc(n + 1, sizeof(char *));
+    if (b->probe == NULL) {
+        on_offline_ready(b);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!(items[i].sub & ROOST_SUB_TO) || items[i].jid == NULL ||
+            strcmp(items[i].jid, b->bare) == 0)
+            continue;
+        if ((b->probe[b->n_probe] = strdup(items[i].jid)) != NULL)
+            b->n_probe++;
+    }
+    if ((b->probe[b->n_probe] = strdup(b->bare)) != NULL)
+        b->n_probe++;
+    probe_next(b);
+}
+
+static int bcast_start(bcast_t *b)
+{
+    return roost_store_roster_get(b->srv->store, b->bare, on_bcast_roster, b);
+}
+
+static void on_own_saved(int status, void *data)
+{
+    bcast_t *b = data;
+    if (status != 0) {
+        ROOST_WARN(roost_c2s_conn_id(b->from), "presence update failed: %s",
+                   roost_strerror(status));
+        /* Available presence that is not stored is not announced either;
+         * unavailable is announced anyway, the user is leaving. */
+        if (!b->unavailable) {
+            bcast_end(b);
+            return;
+        }
+    }
+    /* A session that closed meanwhile had its unavailable sent by
+     * roost_presence_session_ended; an available broadcast now would
+     * contradict it. */
+    if (!b->unavailable && roost_c2s_gone(b->from)) {
+        bcast_end(b);
+        return;
+    }
+    if (bcast_start(b) != 0)
+        bcast_end(b);
+}
+
+/* Parses <priority/>: 0 when fine (*prio set), else -1. */
+static int parse_priority(const roost_xml_t *st, int32_t *prio)
+{
+    roost_xml_t *p = roost_xml_child(st, "priority", ROOST_NS_CLIENT);
+    *prio = 0;
+    if (p == NULL)
+        return 0;
+    char *t = roost_xml_text(p);
+    char *end = NULL;
+    if (t == NULL)
+        return -1;
+    errno = 0;
+    long v = strtol(t, &end, 10);
+    int bad = end == t || *end != '\0' || errno != 0 || v < -128 || v > 127;
+    free(t);
+    if (bad)
+        return -1;
+    *prio = (int32_t)v;
+    return 0;
+}
+
+static int own_presence(roost_server_t *srv, roost_c2s_t *from, roost_xml_t *st, int available)
+{
+    const roost_jid_t *me = roost_c2s_jid(from);
+    roost_session_t *rec = roost_c2s_record(from);
+    int was = (rec->flags & ROOST_SESS_F_AVAILABLE) != 0;
+    int32_t prio = 0;
+    int old_prio = rec->priority;
+
+    if (available && parse_priority(st, &prio) != 0) {
+        reply_error(from, st, NULL, "bad-request", "priority must be -128..127");
+        roost_xml_free(st);
+        return 0;
+    }
+    if (!available && !was && rec->n_directed == 0) {
+        /* Nobody saw this resource: nothing to retract. */
+        roost_xml_free(st);
+        return 0;
+    }
+    bcast_t *b = bcast_new(srv, from, st, me->bare, me->full);
+    if (b == NULL) {
+        roost_xml_free(st);
+        return 0;
+    }
+    if (available) {
+        roost_buf_t buf = ROOST_BUF_INIT;
+        if (roost_xml_serialize(st, ROOST_NS_CLIENT, &buf) != 0) {
+            roost_buf_free(&buf);
+            bcast_free(b);
+            return 0;
+        }
+        size_t len;
+        free(rec->presence);
+        rec->presence = (uint8_t *)roost_buf_steal(&buf, &len);
+        rec->presence_len = len;
+        rec->priority = prio;
+        rec->flags |= ROOST_SESS_F_AVAILABLE;
+        b->initial = !was;
+        /* XEP-0160: stored messages wait for a resource that can take
+         * them: initial presence, or a priority that became non-negative. */
+        b->offline = prio >= 0 && (!was || old_prio < 0);
+    } else {
+        free(rec->presence);
+        rec->presence = NULL;
+        rec->presence_len = 0;
+        rec->flags &= ~ROOST_SESS_F_AVAILABLE;
+        /* §4.6.3: the directed recipients get the unavailable too. */
+        b->directed = rec->directed;
+        b->n_directed = rec->n_directed;
+        rec->directed = NULL;
+        rec->n_directed = 0;
+        b->unavailable = 1;
+    }
+    int rc = roost_store_session_update(srv->store, me->bare, rec, on_own_saved, b);
+    if (rc != 0) {
+        ROOST_WARN(roost_c2s_conn_id(from), "presence update failed: %s", roost_strerror(rc));
+        bcast_free(b);
+        return 0;
+    }
+    return ROOST_EAGAIN;
+}
+
+void roost_presence_session_ended(roost_server_t *srv, const char *bare, const char *full,
+                                  const roost_session_t *rec)
+{
+    if (rec == NULL || (!(rec->flags & ROOST_SESS_F_AVAILABLE) && rec->n_directed == 0))
+        return;
+    roost_xml_t *st = mk_presence("unavailable", full, NULL);
+    if (st == NULL)
+        return;
+    bcast_t *b = bcast_new(srv, NULL, st, bare, full);
+    if (b == NULL) {
+        roost_xml_free(st);
+        return;
+    }
+    b->unavailable = 1;
+    if (rec->n_directed > 0) {
+        b->directed = calloc(rec->n_directed, sizeof(char *));
+        for (size_t i = 0; b->directed != NULL && i < rec->n_directed; i++)
+            if ((b->directed[b->n_directed] = strdup(rec->directed[i])) != NULL)
+                b->n_directed++;
+    }
+    if (bcast_start(b) != 0)
+        bcast_free(b);
+}
+
+/* ---- directed presence ---------------------------------------------------- */
+
+typedef struct {
+    roost_server_t *srv;
+    roost_c2s_t *from;
+    char *bare;
+    char *target;
+} directed_t;
+
+static void directed_end(directed_t *d)
+{
+    roost_c2s_t *from = d->from;
+    free(d->bare);
+    free(d->target);
+    free(d);
+    roost_c2s_done(from);
+}
+
+static void on_directed_saved(int status, void *data)
+{
+    directed_t *d = data;
+    if (status != 0)
+        ROOST_WARN(roost_c2s_conn_id(d->from), "directed presence record failed: %s",
+                   roost_strerror(status));
+    directed_end(d);
+}
+
+static ssize_t directed_find(const roost_session_t *rec, const char *jid)
+{
+    for (size_t i = 0; i < rec->n_directed; i++)
+        if (strcmp(rec->directed[i], jid) == 0)
+            return (ssize_t)i;
+    return -1;
+}
+
+static void on_directed_item(int status, const roost_roster_item_t *item, uint64_t ver,
+                             void *data)
+{
+    directed_t *d = data;
+    (void)ver;
+    if (status != 0 || roost_c2s_gone(d->from))
+        goto end;
+    /* Contacts with from/both get the broadcast anyway (§4.6.2). */
+    if (item != NULL && (item->sub & ROOST_SUB_FROM))
+        goto end;
+    roost_session_t *rec = roost_c2s_record(d->from);
+    if (!(rec->flags & ROOST_SESS_F_AVAILABLE) || directed_find(rec, d->target) >= 0 ||
+        rec->n_directed >= ROOST_SESS_DIRECTED_MAX)
+        goto end;
+    char **v = realloc(rec->directed, (rec->n_directed + 1) * sizeof(char *));
+    if (v == NULL)
+        goto end;
+    rec->directed = v;
+    v[rec->n_directed] = d->target;
+    d->target = NULL;
+    rec->n_directed++;
+    if (roost_store_session_update(d->srv->store, d->bare, rec, on_directed_saved, d) == 0)
+        return;
+end:
+    directed_end(d);
+}
+
+static int directed_presence(roost_server_t *srv, roost_c2s_t *from, roost_xml_t *st,
+                             const roost_jid_t *to, int available)
+{
+    const roost_jid_t *me = roost_c2s_jid(from);
+    roost_session_t *rec = roost_c2s_record(from);
+    if (to->local == NULL || !roost_config_hosts(srv->cfg, to->domain)) {
+        /* Neither the server itself nor other servers take presence. */
+        roost_xml_free(st);
+        return 0;
+    }
+    int own = strcmp(to->bare, me->bare) == 0;
+    send_to_jid(srv, to->full, st, own ? me->full : NULL);
+    roost_xml_free(st);
+    if (own)
+        return 0;
+    ssize_t at = directed_find(rec, to->full);
+    if (!available) {
+        if (at < 0)
+            return 0;
+        free(rec->directed[at]);
+        rec->directed[at] = rec->directed[rec->n_directed - 1];
+        rec->n_directed--;
+    } else if (!(rec->flags & ROOST_SESS_F_AVAILABLE) || at >= 0 ||
+               rec->n_directed >= ROOST_SESS_DIRECTED_MAX) {
+        /* Only an available resource owes a later unavailable; the set
+         * is bounded like the stored record. */
+        return 0;
+    }
+    directed_t *d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return 0;
+    d->srv = srv;
+    d->from = from;
+    d->bare = strdup(me->bare);
+    d->target = strdup(to->full);
+    int rc = ROOST_ENOMEM;
+    if (d->bare != NULL && d->target != NULL) {
+        if (available)
+            rc = roost_store_roster_item_get(srv->store, me->bare, to->bare, on_directed_item, d);
+        else
+            rc = roost_store_session_update(srv->store, me->bare, rec, on_directed_saved, d);
+    }
+    if (rc != 0) {
+        free(d->bare);
+        free(d->target);
+        free(d);
+        return 0;
+    }
+    return ROOST_EAGAIN;
+}
+
+/* ---- probes from a client --------------------------------------------------- */
+
+typedef struct {
+    roost_server_t *srv;
+    roost_c2s_t *from;
+    char *bare;             /* the prober */
+    char *own_full;
+    char *target;           /* bare JID probed */
+    char *resource;         /* only this resource, or NULL */
+} probe_t;
+
+static void probe_end(probe_t *p)
+{
+    roost_c2s_t *from = p->from;
+    free(p->bare);
+    free(p->own_full);
+    free(p->target);
+    free(p->resource);
+    free(p);
+    roost_c2s_done(from);
+}
+
+static void on_probe_sessions(int status, const roost_session_t *recs, size_t n, void *data)
+{
+    probe_t *p = data;
+    for (size_t i = 0; status == 0 && i < n && !roost_c2s_gone(p->from); i++) {
+        const roost_session_t *r = &recs[i];
+        if (!(r->flags & ROOST_SESS_F_AVAILABLE) || r->presence == NULL || r->resource == NULL)
+            continue;
+        if (p->resource != NULL && strcmp(r->resource, p->resource) != 0)
+            continue;
+        roost_c2s_send_bytes(p->from, (const char *)r->presence, r->presence_len);
+    }
+    probe_end(p);
+}
+
+static void on_probe_item(int status, const roost_roster_item_t *item, uint64_t ver, void *data)
+{
+    probe_t *p = data;
+    (void)ver;
+    /* Only a subscriber may see the presence (§4.3.2). */
+    if (status != 0 || item == NULL || !(item->sub & ROOST_SUB_TO) || roost_c2s_gone(p->from) ||
+        roost_store_session_list(p->srv->store, p->target, on_probe_sessions, p) != 0)
+        probe_end(p);
+}
+
+static int probe_from_client(roost_server_t *srv, roost_c2s_t *from, roost_xml_t *st,
+                             const roost_jid_t *to)
+{
+    const roost_jid_t *me = roost_c2s_jid(from);
+    int hosted = to->local != NULL && roost_config_hosts(srv->cfg, to->domain);
+    roost_xml_free(st);
+    if (!hosted)
+        return 0;
+    probe_t *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return 0;
+    p->srv = srv;
+    p->from = from;
+    p->bare = strdup(me->bare);
+    p->target = strdup(to->bare);
+    p->resource = to->resource != NULL ? strdup(to->resource) : NULL;
+    int rc = ROOST_ENOMEM;
+    if (p->bare != NULL && p->target != NULL && (to->resource == NULL || p->resource != NULL)) {
+        if (strcmp(to->bare, me->bare) == 0)
+            rc = roost_store_session_list(srv->store, p->target, on_probe_sessions, p);
+        else
+            rc = roost_store_roster_item_get(srv->store, me->bare, to->bare, on_probe_item, p);
+    }
+    if (rc != 0) {
+        free(p->bare);
+        free(p->target);
+        free(p->resource);
+        free(p);
+        return 0;
+    }
+    return ROOST_EAGAIN;
+}
+
+/* ---- entry ---------------------------------------------------------------- */
+
+int roost_presence_from_client(roost_server_t *srv, roost_c2s_t *from, roost_xml_t *st,
+                               const roost_jid_t *to)
+{
+    const char *type = roost_xml_attr(st, "type");
+    roost_subev_t ev;
+    if (roost_c2s_jid(from) == NULL) {
+        roost_xml_free(st);
+        return 0;
+    }
+    if (type != NULL && strcmp(type, "error") == 0) {
+        /* Delivered, never answered. */
+        if (to != NULL && to->local != NULL && roost_config_hosts(srv->cfg, to->domain))
+            send_to_jid(srv, to->full, st, NULL);
+        roost_xml_free(st);
+        return 0;
+    }
+    int available = type == NULL;
+    int unavailable = type != NULL && strcmp(type, "unavailable") == 0;
+    if (available || unavailable) {
+        if (to == NULL)
+            return own_presence(srv, from, st, available);
+        return directed_presence(srv, from, st, to, available);
+    }
+    if (roost_subev_parse(type, &ev) == 0) {
+        if (to == NULL) {
+            /* Subscription management needs a contact. */
+            roost_xml_free(st);
+            return 0;
+        }
+        return subscription_from_client(srv, from, st, to, ev);
+    }
+    if (strcmp(type, "probe") == 0) {
+        if (to == NULL) {
+            roost_xml_free(st);
+            return 0;
+        }
+        return probe_from_client(srv, from, st, to);
+    }
+    reply_error(from, st, NULL, "bad-request", "unknown presence type");
+    roost_xml_free(st);
+    return 0;
+}
