@@ -643,7 +643,11 @@ static void bcast_free(bcast_t *b)
     free(b->full);
     free_strv(b->directed, b->n_directed);
     free_strv(b->probe, b->n_probe);
+    roost_server_t *srv = b->srv;
     free(b);
+    /* Shutdown waits for broadcasts in flight (see bcast_new). */
+    srv->pending_ops--;
+    roost_server_check_idle(srv);
 }
 
 static void bcast_end(bcast_t *b)
@@ -660,6 +664,9 @@ static bcast_t *bcast_new(roost_server_t *srv, roost_c2s_t *from, roost_xml_t *s
     bcast_t *b = calloc(1, sizeof(*b));
     if (b == NULL)
         return NULL;
+    /* An unavailable broadcast must not be cut off by a node shutdown:
+     * it holds a pending op until its last step was handed off. */
+    srv->pending_ops++;
     b->srv = srv;
     b->from = from;
     b->bare = strdup(bare);

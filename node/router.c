@@ -856,10 +856,13 @@ static void fanout_finish(fanout_t *f)
     f->reached = f->nt;
     if (f->done != NULL)
         f->done(f->status, f->reached, f->data);
+    roost_server_t *srv = f->srv;
     targets_free(f->t, f->nt);
     free(f->except);
     free(f->bytes);
     free(f);
+    srv->pending_ops--;
+    roost_server_check_idle(srv);
 }
 
 static void on_fanout_deferred_closed(uv_handle_t *h)
@@ -939,6 +942,7 @@ int roost_router_fanout(roost_server_t *srv, const char *const *bares, size_t n,
     if (f->bytes == NULL || (except != NULL && (f->except = strdup(except)) == NULL))
         goto fail;
     f->srv = srv;
+    srv->pending_ops++;          /* released in fanout_finish */
     f->kind = kind;
     f->stamp_to = stamp_to;
     f->done = done;
@@ -996,10 +1000,13 @@ typedef struct {
 
 static void to_full_finish(to_full_t *q)
 {
+    roost_server_t *srv = q->srv;
     if (q->done != NULL)
         q->done(0, q->reached, q->data);
     free(q->bytes);
     free(q);
+    srv->pending_ops--;
+    roost_server_check_idle(srv);
 }
 
 static void on_to_full_closed(uv_handle_t *h)
@@ -1048,6 +1055,7 @@ int roost_router_to_full(roost_server_t *srv, const char *full, const roost_xml_
     }
     size_t total;
     q->srv = srv;
+    srv->pending_ops++;          /* released in to_full_finish */
     q->done = done;
     q->data = data;
     q->len = strlen(b.data);          /* serialized XML has no NUL */

@@ -357,3 +357,19 @@ def test_subscription_and_presence_across_nodes(node_factory, raw, user):
     assert p.find("{jabber:client}show").text == "dnd"
     b.close()
     next_presence(a, "unavailable", b.jid)
+
+
+def test_node_shutdown_sends_unavailable_to_contacts(node_factory, raw, user):
+    """SIGTERM ends bob's stream with system-shutdown; alice, on another
+    node, still sees bob go unavailable: the node waits for the broadcast
+    before it exits."""
+    n1, n2 = node_factory(), node_factory()
+    alice, bob = user(), user()
+    a = online(lambda: raw(n1.port), alice, "a")
+    b = online(lambda: raw(n2.port), bob, "b")
+    a.send("<presence type='subscribe' to='%s'/>" % bob[1])
+    next_presence(b, "subscribe", alice[1])
+    b.send("<presence type='subscribed' to='%s'/>" % alice[1])
+    next_presence(a, None, b.jid)
+    assert n2.terminate() == 0
+    next_presence(a, "unavailable", b.jid)
