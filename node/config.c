@@ -95,6 +95,10 @@ static const opt_t opts[] = {
     { "limits.write_low_watermark", "ROOST_LIMITS_WRITE_LOW_WATERMARK", OPT_SIZE,
       F(write_low_watermark), 0, GIB },
     { "limits.write_max", "ROOST_LIMITS_WRITE_MAX", OPT_SIZE, F(write_max), 1, GIB },
+    { "cluster.lease_ms", "ROOST_CLUSTER_LEASE_MS", OPT_UINT, F(lease_ms), 500, 600000 },
+    { "cluster.renew_ms", "ROOST_CLUSTER_RENEW_MS", OPT_UINT, F(renew_ms), 100, 600000 },
+    { "cluster.reap_interval_ms", "ROOST_CLUSTER_REAP_INTERVAL_MS", OPT_UINT,
+      F(reap_interval_ms), 100, 600000 },
     { "log.level", "ROOST_LOG_LEVEL", OPT_LOG_LEVEL, F(log_level), 0, 0 },
 };
 
@@ -183,6 +187,9 @@ int roost_config_defaults(roost_config_t *cfg)
     cfg->write_high_watermark = 262144;
     cfg->write_low_watermark = 65536;
     cfg->write_max = 4194304;
+    cfg->lease_ms = 10000;
+    cfg->renew_ms = 2000;
+    cfg->reap_interval_ms = 2000;
     cfg->log_level = strdup("info");
     if (cfg->c2s_bind[0] == NULL || cfg->c2s_bind[1] == NULL || cfg->redis_host == NULL ||
         cfg->log_level == NULL) {
@@ -542,6 +549,12 @@ int roost_config_validate(const roost_config_t *cfg, char *err, size_t errlen)
         return fail(err, errlen,
                     "limits.write_high_watermark: must not exceed limits.write_max "
                     "(%zu > %zu)", cfg->write_high_watermark, cfg->write_max);
+    /* At least two renewals must fit in one lease, or a single slow reply
+     * costs the node its lease. */
+    if (cfg->renew_ms * 2 > cfg->lease_ms)
+        return fail(err, errlen,
+                    "cluster.renew_ms: must be at most half of cluster.lease_ms (%u, %u)",
+                    cfg->renew_ms, cfg->lease_ms);
     return 0;
 }
 
@@ -599,6 +612,12 @@ typedef struct {
 } y_limits_t;
 
 typedef struct {
+    char *lease_ms;
+    char *renew_ms;
+    char *reap_interval_ms;
+} y_cluster_t;
+
+typedef struct {
     char *level;
 } y_log_t;
 
@@ -609,6 +628,7 @@ typedef struct {
     y_c2s_t *c2s;
     y_redis_t *redis;
     y_limits_t *limits;
+    y_cluster_t *cluster;
     y_log_t *log;
 } y_root_t;
 
@@ -666,6 +686,13 @@ static const cyaml_schema_field_t y_limits_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t y_cluster_fields[] = {
+    Y_SCALAR("lease_ms", y_cluster_t, lease_ms),
+    Y_SCALAR("renew_ms", y_cluster_t, renew_ms),
+    Y_SCALAR("reap_interval_ms", y_cluster_t, reap_interval_ms),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t y_log_fields[] = {
     Y_SCALAR("level", y_log_t, level),
     CYAML_FIELD_END,
@@ -678,6 +705,7 @@ static const cyaml_schema_field_t y_root_fields[] = {
     Y_SECTION("c2s", c2s, y_c2s_fields),
     Y_SECTION("redis", redis, y_redis_fields),
     Y_SECTION("limits", limits, y_limits_fields),
+    Y_SECTION("cluster", cluster, y_cluster_fields),
     Y_SECTION("log", log, y_log_fields),
     CYAML_FIELD_END,
 };
@@ -891,6 +919,7 @@ static int apply_yaml(roost_config_t *cfg, const char *path, const y_root_t *y, 
     const y_c2s_t *c2s = y->c2s;
     const y_redis_t *redis = y->redis;
     const y_limits_t *lim = y->limits;
+    const y_cluster_t *cl = y->cluster;
     const y_log_t *lg = y->log;
     const struct {
         const char *key;
@@ -919,6 +948,9 @@ static int apply_yaml(roost_config_t *cfg, const char *path, const y_root_t *y, 
         { "limits.write_high_watermark", lim ? lim->write_high_watermark : NULL },
         { "limits.write_low_watermark", lim ? lim->write_low_watermark : NULL },
         { "limits.write_max", lim ? lim->write_max : NULL },
+        { "cluster.lease_ms", cl ? cl->lease_ms : NULL },
+        { "cluster.renew_ms", cl ? cl->renew_ms : NULL },
+        { "cluster.reap_interval_ms", cl ? cl->reap_interval_ms : NULL },
         { "log.level", lg ? lg->level : NULL },
     };
     int rc;

@@ -41,6 +41,10 @@ typedef struct {
     size_t write_high_watermark;   /* default 262144: stop reading */
     size_t write_low_watermark;    /* default 65536: read again */
     size_t write_max;              /* default 4194304: disconnect */
+    /* cluster membership (node/cluster.h) */
+    unsigned lease_ms;             /* default 10000: TTL of roost:node:<id> */
+    unsigned renew_ms;             /* default 2000: lease renewal period (< lease_ms) */
+    unsigned reap_interval_ms;     /* default 2000: dead-node scan period */
     /* log */
     char *log_level;               /* default "info" */
 } roost_config_t;
@@ -52,7 +56,9 @@ int roost_config_defaults(roost_config_t *cfg);
  * overrides (ROOST_NODE_ID, ROOST_DOMAINS=a,b, ROOST_C2S_BIND=a,b,
  * ROOST_C2S_PORT, ROOST_ALLOW_PLAINTEXT_AUTH, ROOST_REDIS_HOST,
  * ROOST_REDIS_PORT, ROOST_REDIS_PASSWORD, ROOST_REDIS_DB,
- * ROOST_REDIS_TIMEOUT_MS, ROOST_LOG_LEVEL, ROOST_LIMITS_<KEY>), and
+ * ROOST_REDIS_TIMEOUT_MS, ROOST_LOG_LEVEL, ROOST_LIMITS_<KEY>,
+ * ROOST_CLUSTER_LEASE_MS, ROOST_CLUSTER_RENEW_MS,
+ * ROOST_CLUSTER_REAP_INTERVAL_MS), and
  * validates. On error returns ROOST_EINVAL and writes a message naming the
  * offending key into err (size errlen); *cfg is then left freed (zeroed). */
 int roost_config_load(roost_config_t *cfg, const char *path, char *err, size_t errlen);

@@ -1,5 +1,6 @@
-/* roost-node: loads the configuration, connects to Redis, registers the
- * node, listens for clients, and shuts down cleanly on SIGINT/SIGTERM. */
+/* roost-node: loads the configuration, connects to Redis, joins the cluster
+ * (node/cluster.c), listens for clients while it holds its lease, and shuts
+ * down cleanly on SIGINT/SIGTERM. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,24 +9,31 @@
 #include <openssl/rand.h>
 
 #include "node/c2s.h"
+#include "node/cluster.h"
 #include "node/config.h"
 #include "node/log.h"
+#include "node/presence.h"
 #include "node/router.h"
 #include "node/server.h"
 #include "store/error.h"
 #include "store/store.h"
 
 #define SHUTDOWN_DEADLINE_MS 5000
+#ifndef ROOST_VERSION
+#define ROOST_VERSION "0.1.0"
+#endif
 
 typedef struct {
     roost_server_t srv;
     roost_config_t cfg;
     uv_tcp_t listeners[ROOST_CONFIG_MAX_BIND];
     size_t n_listeners;
+    int port;              /* c2s port; the kernel's pick is kept for re-listening */
+    roost_cluster_t *cluster;
+    int subscribed;
     uv_signal_t sigint, sigterm;
     uv_timer_t deadline;
     int listening;
-    int registered;
     int cleaning;
     int exit_code;
 } node_t;
@@ -57,6 +65,9 @@ static void on_finish(uv_timer_t *t)
      * handles; once ours are closed too the loop runs dry and exits. */
     roost_store_free(node.srv.store);
     node.srv.store = NULL;
+    /* After the store: its canceled callbacks may still touch the cluster. */
+    roost_cluster_free(node.cluster);
+    node.cluster = NULL;
     close_if_open((uv_handle_t *)&node.sigint);
     close_if_open((uv_handle_t *)&node.sigterm);
     close_if_open((uv_handle_t *)&node.deadline);
@@ -76,11 +87,24 @@ static void finish(void)
     uv_timer_start(&t, on_finish, 0, 0);
 }
 
+static void on_left(int status, void *data)
+{
+    finish();
+}
+
+/* The node's records are gone: give up the lease and the registry entry
+ * so that nobody waits for this node to expire. */
+static void leave_cluster(void)
+{
+    if (roost_cluster_leave(node.cluster, on_left, NULL) != 0)
+        finish();
+}
+
 static void on_cleaned(int status, void *data)
 {
     if (status != 0)
         ROOST_WARN(0, "node cleanup failed: %s", roost_strerror(status));
-    finish();
+    leave_cluster();
 }
 
 static void on_idle(roost_server_t *srv)
@@ -89,9 +113,9 @@ static void on_idle(roost_server_t *srv)
         return;
     node.cleaning = 1;
     ROOST_INFO(0, "all sessions closed; removing node records");
-    if (!node.registered ||
+    if (roost_store_node_epoch(srv->store) == 0 ||
         roost_store_node_cleanup(srv->store, on_cleaned, NULL) != 0)
-        finish();
+        leave_cluster();
 }
 
 static void on_deadline(uv_timer_t *t)
@@ -102,6 +126,14 @@ static void on_deadline(uv_timer_t *t)
     finish();
 }
 
+static void close_listeners(void)
+{
+    for (size_t i = 0; i < node.n_listeners; i++)
+        uv_close((uv_handle_t *)&node.listeners[i], NULL);
+    node.n_listeners = 0;
+    node.listening = 0;
+}
+
 static void shutdown_node(void)
 {
     roost_server_t *srv = &node.srv;
@@ -109,9 +141,8 @@ static void shutdown_node(void)
         return;
     srv->shutting_down = 1;
     ROOST_INFO(0, "shutting down connections=%zu", srv->n_conns);
-    for (size_t i = 0; i < node.n_listeners; i++)
-        uv_close((uv_handle_t *)&node.listeners[i], NULL);
-    node.n_listeners = 0;
+    close_listeners();
+    roost_cluster_drain(node.cluster);
     /* The signal watchers stay: a second SIGTERM during the drain must not
      * fall back to the default action and kill the process. */
     uv_timer_start(&node.deadline, on_deadline, SHUTDOWN_DEADLINE_MS, 0);
@@ -141,8 +172,8 @@ static int start_listeners(void)
         const char *addr = cfg->c2s_bind[i];
         struct sockaddr_storage ss;
         unsigned flags = 0;
-        if (uv_ip4_addr(addr, cfg->c2s_port, (struct sockaddr_in *)&ss) != 0) {
-            if (uv_ip6_addr(addr, cfg->c2s_port, (struct sockaddr_in6 *)&ss) != 0) {
+        if (uv_ip4_addr(addr, node.port, (struct sockaddr_in *)&ss) != 0) {
+            if (uv_ip6_addr(addr, node.port, (struct sockaddr_in6 *)&ss) != 0) {
                 ROOST_ERROR(0, "c2s.bind: not an IP address: %s", addr);
                 continue;
             }
@@ -154,16 +185,23 @@ static int start_listeners(void)
         if (rc == 0)
             rc = uv_listen((uv_stream_t *)l, 511, on_connection);
         if (rc != 0) {
-            ROOST_WARN(0, "cannot listen on %s port %d: %s", addr, cfg->c2s_port, uv_strerror(rc));
+            ROOST_WARN(0, "cannot listen on %s port %d: %s", addr, node.port, uv_strerror(rc));
             uv_close((uv_handle_t *)l, NULL);
             continue;
         }
         struct sockaddr_storage bound;
         int blen = sizeof(bound);
-        int port = cfg->c2s_port;
+        int port = node.port;
         if (uv_tcp_getsockname(l, (struct sockaddr *)&bound, &blen) == 0)
             port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
         ROOST_INFO(0, "listening addr=%s port=%d", addr, port);
+        if (node.n_listeners == 0) {
+            char adv[INET6_ADDRSTRLEN + 16];
+            snprintf(adv, sizeof(adv), flags ? "[%s]:%d" : "%s:%d", addr, port);
+            roost_cluster_set_addr(node.cluster, adv);
+            if (node.port == 0)
+                node.port = port;   /* listen again on the same port after a lease loss */
+        }
         node.n_listeners++;
     }
     return node.n_listeners > 0 ? 0 : -1;
@@ -174,21 +212,17 @@ static void on_envelope(const uint8_t *msg, size_t len, void *data)
     roost_router_on_envelope(data, msg, len);
 }
 
-static void on_registered(int status, void *data)
+/* The lease is held (first start, or again after a loss): accept clients. */
+static void on_serving(roost_server_t *srv, void *data)
 {
-    if (node.srv.shutting_down)
+    if (srv->shutting_down)
         return;
-    if (status != 0) {
-        ROOST_WARN(0, "node registration failed: %s; retrying", roost_strerror(status));
-        node.registered = -1;      /* the next (re)connect tries again */
-        return;
-    }
-    node.registered = 1;
-    ROOST_INFO(0, "registered node=%s epoch=%llu", node.srv.node_id,
-               (unsigned long long)roost_store_node_epoch(node.srv.store));
-    if (!node.listening) {
-        if (roost_store_subscribe(node.srv.store, on_envelope, &node.srv) != 0)
+    if (!node.subscribed) {
+        if (roost_store_subscribe(srv->store, on_envelope, srv) != 0)
             ROOST_WARN(0, "subscribe failed");
+        node.subscribed = 1;
+    }
+    if (!node.listening) {
         if (start_listeners() != 0) {
             ROOST_ERROR(0, "no c2s listener could be opened");
             node.exit_code = 1;
@@ -199,14 +233,23 @@ static void on_registered(int status, void *data)
     }
 }
 
+/* The lease is lost: this node may no longer act for its sessions (another
+ * node may reap and rebind them), so it stops taking clients and ends the
+ * ones it has; they reconnect elsewhere. See node/cluster.c. */
+static void on_lease_lost(roost_server_t *srv, void *data)
+{
+    if (srv->shutting_down)
+        return;
+    close_listeners();
+    ROOST_WARN(0, "closing %zu client connections (lease lost)", srv->n_conns);
+    roost_c2s_close_all(srv, "system-shutdown");
+}
+
 static void on_store_state(int connected, void *data)
 {
     ROOST_INFO(0, "redis %s", connected ? "connected" : "disconnected");
-    if (connected && node.registered <= 0 && !node.srv.shutting_down) {
-        node.registered = 0;
-        if (roost_store_node_register(node.srv.store, on_registered, NULL) != 0)
-            node.registered = -1;
-    }
+    if (!node.srv.shutting_down)
+        roost_cluster_store_state(node.cluster, connected);
 }
 
 int main(int argc, char **argv)
@@ -304,6 +347,9 @@ int main(int argc, char **argv)
     srv->loop = uv_default_loop();
     srv->cfg = cfg;
     srv->on_idle = on_idle;
+    /* A reaped session (dead node, or our own older epoch) goes
+     * unavailable to its contacts on its behalf. */
+    srv->on_session_reaped = roost_presence_session_ended;
     srv->conn_limits.high = cfg->write_high_watermark;
     srv->conn_limits.low = cfg->write_low_watermark;
     srv->conn_limits.max = cfg->write_max;
@@ -326,6 +372,7 @@ int main(int argc, char **argv)
         .db = cfg->redis_db,
         .timeout_ms = cfg->redis_timeout_ms,
         .node_id = srv->node_id,
+        .lease_ms = cfg->lease_ms,
     };
     uv_signal_init(srv->loop, &node.sigint);
     uv_signal_init(srv->loop, &node.sigterm);
@@ -336,9 +383,23 @@ int main(int argc, char **argv)
 
     ROOST_INFO(0, "starting node=%s redis=%s:%d domains=%zu", srv->node_id,
                cfg->redis_host, cfg->redis_port, cfg->n_domains);
+    node.port = cfg->c2s_port;
     srv->store = roost_store_new(srv->loop, &so, on_store_state, srv);
     if (srv->store == NULL) {
         ROOST_ERROR(0, "cannot create the store");
+        return 1;
+    }
+    roost_cluster_opts_t co = {
+        .lease_ms = cfg->lease_ms,
+        .renew_ms = cfg->renew_ms,
+        .reap_interval_ms = cfg->reap_interval_ms,
+        .version = ROOST_VERSION,
+        .serving = on_serving,
+        .lost = on_lease_lost,
+    };
+    node.cluster = roost_cluster_new(srv, &co);
+    if (node.cluster == NULL) {
+        ROOST_ERROR(0, "cannot create the cluster membership");
         return 1;
     }
     uv_run(srv->loop, UV_RUN_DEFAULT);

@@ -27,6 +27,11 @@ typedef struct roost_server_s {
     int shutting_down;
     roost_conn_limits_t conn_limits;
     void (*on_idle)(struct roost_server_s *srv);  /* shutdown progress hook */
+    /* A dead node's session (or an earlier epoch's of this node) was reaped
+     * from Redis (node/cluster.c); NULL: nothing more to do. Arguments are
+     * borrowed for the call. */
+    void (*on_session_reaped)(struct roost_server_s *srv, const char *bare, const char *full,
+                              const roost_session_t *rec);
 } roost_server_t;
 
 /* Called when n_conns or pending_ops drops, to let shutdown proceed. */

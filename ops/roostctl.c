@@ -1,9 +1,10 @@
-/* roostctl: the operator's command line for roost accounts and sessions,
+/* roostctl: the operator's command line for roost accounts, sessions and nodes,
  * talking to Redis directly through store/admin. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -26,10 +27,19 @@ static const char usage_text[] =
     "  user list [DOMAIN]                  list accounts\n"
     "  session list [JID]                  list sessions: JID node epoch priority available\n"
     "  session kick JID                    end the session of a full JID\n"
+    "  node list                           list cluster nodes: id, state, epoch, address,\n"
+    "                                      version, sessions, lease TTL, last renewal age\n"
     "\n"
     "URL is redis://[:password@]host[:port][/db]; default $ROOST_REDIS_URL or\n"
     DEFAULT_URL ". Without --password-stdin the password is asked twice on a\n"
     "terminal, or read as one line from standard input.\n";
+
+static uint64_t wall_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
+}
 
 static int usage(void)
 {
@@ -259,6 +269,31 @@ static int cmd_session_list(roost_admin_t *a, int argc, char **argv)
     return EXIT_OK;
 }
 
+static int cmd_node_list(roost_admin_t *a, int argc, char **argv)
+{
+    roost_admin_node_t *v;
+    size_t n;
+    int rc;
+
+    if (argc > 0)
+        return usage();
+    if ((rc = roost_admin_node_list(a, &v, &n)) < 0)
+        return fail("node list", "all", a, rc);
+    uint64_t now = wall_ms();
+    for (size_t i = 0; i < n; i++) {
+        const roost_admin_node_t *d = &v[i];
+        long long age = d->heartbeat_ms && now >= d->heartbeat_ms
+                            ? (long long)(now - d->heartbeat_ms) : -1;
+        printf("%s %s epoch=%" PRIu64 " addr=%s version=%s sessions=%lld lease_ttl_ms=%lld "
+               "renewed_ms_ago=%lld\n", d->node_id, d->alive ? "alive" : "dead",
+               d->lease.epoch, d->lease.addr[0] ? d->lease.addr : "-",
+               d->lease.version[0] ? d->lease.version : "-", d->sessions,
+               d->alive ? d->ttl_ms : -1, age);
+    }
+    free(v);
+    return EXIT_OK;
+}
+
 static int cmd_session_kick(roost_admin_t *a, int argc, char **argv)
 {
     roost_jid_t jid;
@@ -314,7 +349,8 @@ int main(int argc, char **argv)
                  && (strcmp(verb, "add") == 0 || strcmp(verb, "passwd") == 0
                      || strcmp(verb, "del") == 0 || strcmp(verb, "list") == 0))
                 || (strcmp(group, "session") == 0
-                    && (strcmp(verb, "list") == 0 || strcmp(verb, "kick") == 0));
+                    && (strcmp(verb, "list") == 0 || strcmp(verb, "kick") == 0))
+                || (strcmp(group, "node") == 0 && strcmp(verb, "list") == 0);
     if (!known)
         return usage();
     for (int k = 0; k < n; k++)
@@ -340,6 +376,8 @@ int main(int argc, char **argv)
             rc = cmd_user_del(a, n, rest);
         else
             rc = cmd_user_list(a, n, rest);
+    } else if (strcmp(group, "node") == 0) {
+        rc = cmd_node_list(a, n, rest);
     } else {
         if (strcmp(verb, "list") == 0)
             rc = cmd_session_list(a, n, rest);

@@ -899,3 +899,94 @@ int roost_admin_session_kick(roost_admin_t *a, const char *bare, const char *res
     roost_session_clear(&rec);
     return rc;
 }
+
+/* ---- nodes ------------------------------------------------------------- */
+
+static int cmp_node(const void *x, const void *y)
+{
+    return strcmp(((const roost_admin_node_t *)x)->node_id,
+                  ((const roost_admin_node_t *)y)->node_id);
+}
+
+/* GET/PTTL of the lease, SCARD of nodesess and the last epoch of one node. */
+static int node_details(roost_admin_t *a, roost_admin_node_t *nd)
+{
+    char *lk = roost_key_node(nd->node_id), *nk = roost_key_nodesess(nd->node_id);
+    redisReply *r;
+    int rc = ROOST_ENOMEM;
+
+    if (!lk || !nk)
+        goto fail_keys;
+    rc = ROOST_EREDIS;
+    const char *get[] = { "GET", lk };
+    if (!(r = cmd(a, 2, get, NULL)))
+        goto fail_keys;
+    nd->alive = r->type == REDIS_REPLY_STRING &&
+                roost_cluster_lease_parse(r->str, r->len, &nd->lease) == 0;
+    freeReplyObject(r);
+    const char *pttl[] = { "PTTL", lk };
+    if (!(r = cmd(a, 2, pttl, NULL)))
+        goto fail_keys;
+    nd->ttl_ms = r->type == REDIS_REPLY_INTEGER ? r->integer : -2;
+    freeReplyObject(r);
+    const char *scard[] = { "SCARD", nk };
+    if (!(r = cmd(a, 2, scard, NULL)))
+        goto fail_keys;
+    nd->sessions = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+    freeReplyObject(r);
+    if (!nd->alive) {
+        const char *hget[] = { "HGET", ROOST_KEY_NODEEPOCHS, nd->node_id };
+        if (!(r = cmd(a, 3, hget, NULL)))
+            goto fail_keys;
+        if (r->type == REDIS_REPLY_STRING)
+            nd->lease.epoch = strtoull(r->str, NULL, 10);
+        freeReplyObject(r);
+    }
+    rc = 0;
+fail_keys:
+    free(nk);
+    free(lk);
+    return rc;
+}
+
+int roost_admin_node_list(roost_admin_t *a, roost_admin_node_t **out, size_t *n)
+{
+    char last[16];
+    roost_admin_node_t *v = NULL;
+    size_t k = 0;
+    redisReply *r;
+    int rc = ROOST_EREDIS;
+
+    *out = NULL;
+    *n = 0;
+    snprintf(last, sizeof(last), "%d", ROOST_CLUSTER_LIST_MAX - 1);
+    const char *argv[] = { "ZRANGE", ROOST_KEY_NODES, "0", last, "WITHSCORES" };
+    if (!(r = cmd(a, 5, argv, NULL)))
+        return rc;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements % 2)
+        goto fail_r;
+    rc = ROOST_ENOMEM;
+    if (r->elements && !(v = calloc(r->elements / 2, sizeof(*v))))
+        goto fail_r;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *id = r->element[i], *sc = r->element[i + 1];
+        if (id->type != REDIS_REPLY_STRING || strlen(id->str) != id->len ||
+            !roost_session_node_id_valid(id->str))
+            continue;
+        snprintf(v[k].node_id, sizeof(v[k].node_id), "%s", id->str);
+        v[k].heartbeat_ms = sc->type == REDIS_REPLY_STRING ? strtoull(sc->str, NULL, 10) : 0;
+        if ((rc = node_details(a, &v[k])) < 0)
+            goto fail_v;
+        k++;
+    }
+    qsort(v, k, sizeof(*v), cmp_node);
+    freeReplyObject(r);
+    *out = v;
+    *n = k;
+    return 0;
+fail_v:
+    free(v);
+fail_r:
+    freeReplyObject(r);
+    return rc;
+}

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 
+#include "store/cluster.h"
 #include "store/jid.h"
 #include "store/record.h"
 
@@ -68,5 +69,19 @@ void roost_admin_sessions_free(roost_admin_session_t *s, size_t n);
  * itself. ROOST_ENOTFOUND when there is no such session. */
 int roost_admin_session_kick(roost_admin_t *a, const char *bare, const char *resource,
                              const char *condition);
+
+/* One member of roost:nodes. */
+typedef struct {
+    char node_id[ROOST_NODE_ID_MAX + 1];
+    int alive;                   /* the lease key exists */
+    roost_cluster_lease_t lease; /* parsed lease; when gone only .epoch (last issued) */
+    long long ttl_ms;            /* PTTL of the lease (< 0: gone) */
+    uint64_t heartbeat_ms;       /* unix ms of the last renewal (roost:nodes score) */
+    long long sessions;          /* SCARD roost:nodesess:<id> */
+} roost_admin_node_t;
+
+/* The cluster's nodes (at most ROOST_CLUSTER_LIST_MAX), ordered by id.
+ * *out is malloc'd (free()). */
+int roost_admin_node_list(roost_admin_t *a, roost_admin_node_t **out, size_t *n);
 
 #endif

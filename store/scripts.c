@@ -10,7 +10,19 @@
 /* Owner fields of a session value: avail, priority, epoch, conn_id, node. */
 #define HDR_PATTERN "'^([01]),(%-?%d+),(%d+),(%d+),([^\\n]+)\\n'"
 
+/* Epoch fencing (DESIGN §6): a writer may touch session records only while
+ * its lease roost:node:<id> exists and names its epoch ("epoch=<E> ...",
+ * store/cluster.h). A zombie whose lease expired or was re-taken by a newer
+ * incarnation gets -2 (ROOST_ESTALE). KEY_I/ARG_I index the lease key and
+ * the caller's epoch. */
+#define FENCE(KEY_I, ARG_I) \
+    "local lease = redis.call('GET', KEYS[" KEY_I "])\n" \
+    "if not lease or string.match(lease, '^epoch=(%d+)') ~= ARGV[" ARG_I "] then\n" \
+    "  return -2\n" \
+    "end\n"
+
 static const char bind_lua[] =
+    FENCE("3", "5")
     "local cur = redis.call('HGET', KEYS[1], ARGV[1])\n"
     "local max = tonumber(ARGV[3])\n"
     "if not cur and max > 0 and redis.call('HLEN', KEYS[1]) >= max then\n"
@@ -24,6 +36,7 @@ static const char bind_lua[] =
     "return cur\n";
 
 static const char update_lua[] =
+    FENCE("2", "3")
     "local cur = redis.call('HGET', KEYS[1], ARGV[1])\n"
     "if not cur then return 0 end\n"
     "local _, _, ep, conn, node = string.match(cur, " HDR_PATTERN ")\n"
@@ -72,10 +85,15 @@ static const char cleanup_lua[] =
     "redis.call('DEL', KEYS[1])\n"
     "return n\n";
 
+/* The lease written here is minimal; node/cluster.c renews it at once with
+ * the full "epoch= addr= version= start=" value. KEYS[4] (id -> latest
+ * epoch) lets a renewal tell "my lease merely expired" from "a newer
+ * incarnation of my id exists". */
 static const char register_lua[] =
     "local ep = redis.call('INCR', KEYS[1])\n"
     "redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])\n"
     "redis.call('SET', KEYS[3], 'epoch=' .. ep .. ' start=' .. ARGV[2], 'PX', ARGV[3])\n"
+    "redis.call('HSET', KEYS[4], ARGV[1], ep)\n"
     "return ep\n";
 
 /* roost:users:<domain> and roost:domains are not tagged like the account

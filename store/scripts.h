@@ -5,11 +5,12 @@
 #define ROOST_SCRIPTS_H
 
 typedef enum {
-    /* KEYS sess, nodesess; ARGV resource, value, max_resources (0: no
-     * limit), full_jid. Returns the previous value, nil, or -1 (limit). */
+    /* KEYS sess, nodesess, roost:node:<owner>; ARGV resource, value,
+     * max_resources (0: no limit), full_jid, owner epoch. Returns the
+     * previous value, nil, -1 (limit) or -2 (owner's lease not held). */
     ROOST_SCRIPT_BIND,
-    /* KEYS sess; ARGV resource, node_id, epoch, conn_id, value.
-     * 1 replaced, 0 not owned (stale). */
+    /* KEYS sess, roost:node:<node_id>; ARGV resource, node_id, epoch,
+     * conn_id, value. 1 replaced, 0 not owned (stale), -2 lease not held. */
     ROOST_SCRIPT_UPDATE,
     /* KEYS sess, nodesess; ARGV resource, node_id, epoch, conn_id, full_jid.
      * 1 deleted, 0 not owned or absent. */
@@ -17,8 +18,8 @@ typedef enum {
     /* KEYS nodesess; ARGV node_id, epoch, sess key prefix, sess key suffix.
      * Returns how many records were removed. */
     ROOST_SCRIPT_CLEANUP,
-    /* KEYS roost:epoch, roost:nodes, roost:node:<id>; ARGV node_id, now_ms,
-     * lease_ms. Returns the new epoch. */
+    /* KEYS roost:epoch, roost:nodes, roost:node:<id>, roost:nodeepochs;
+     * ARGV node_id, now_ms, lease_ms. Returns the new epoch. */
     ROOST_SCRIPT_REGISTER,
     /* Admin. KEYS acct, users:<domain>, roost:domains; ARGV meta, sha1,
      * sha256, localpart, domain. 1 created, 0 exists. */

@@ -11,6 +11,7 @@
 #include <sys/time.h>
 
 #include "proto/roost.pb-c.h"
+#include "store/cluster.h"
 #include "store/error.h"
 #include "store/keys.h"
 #include "store/scripts.h"
@@ -18,7 +19,7 @@
 #include "store/store_int.h"
 #include <openssl/sha.h>
 
-#define LEASE_MS 10000     /* first lease of roost:node:<id>; membership renews */
+#define LEASE_MS 10000     /* default first lease of roost:node:<id>; node/cluster.c renews */
 #define SCRIPT_ARGS_MAX 1100 /* keys + args of one script call (sessions_multi: 1024 keys) */
 #define ITER_MAX 10000000u /* refuse absurd stored SCRAM iteration counts */
 
@@ -76,6 +77,7 @@ struct roost_store_s {
     char *password;
     int db;
     unsigned timeout_ms, rmin, rmax;
+    unsigned lease_ms;
     char node_id[ROOST_NODE_ID_MAX + 1];
     uint64_t epoch;
     roost_store_state_cb state_cb;
@@ -561,6 +563,7 @@ roost_store_t *roost_store_new(uv_loop_t *loop, const roost_store_opts_t *opts,
     st->rmax = opts->reconnect_max_ms ? opts->reconnect_max_ms : 5000;
     if (st->rmax < st->rmin)
         st->rmax = st->rmin;
+    st->lease_ms = opts->lease_ms ? opts->lease_ms : LEASE_MS;
     if (opts->node_id)
         strcpy(st->node_id, opts->node_id);
     st->state_cb = state_cb;
@@ -747,12 +750,13 @@ int roost_store_node_register(roost_store_t *st, roost_store_status_cb cb, void 
     }
     c->cb.status = cb;
     snprintf(now, sizeof(now), "%" PRIu64, now_ms());
-    snprintf(lease, sizeof(lease), "%d", LEASE_MS);
-    const char *a[] = { ROOST_KEY_EPOCH, ROOST_KEY_NODES, node, st->node_id, now, lease };
-    size_t al[6];
-    for (int i = 0; i < 6; i++)
+    snprintf(lease, sizeof(lease), "%u", st->lease_ms);
+    const char *a[] = { ROOST_KEY_EPOCH, ROOST_KEY_NODES, node, ROOST_KEY_NODEEPOCHS,
+                        st->node_id, now, lease };
+    size_t al[7];
+    for (int i = 0; i < 7; i++)
         al[i] = strlen(a[i]);
-    rc = script_send(st, c, ROOST_SCRIPT_REGISTER, 3, 6, a, al);
+    rc = script_send(st, c, ROOST_SCRIPT_REGISTER, 4, 7, a, al);
     free(node);
     return rc;
 }
@@ -868,7 +872,7 @@ static void h_bind(call_t *c, int status, redisReply *r)
     int rc = reply_status(status, r);
 
     if (rc == 0 && r->type == REDIS_REPLY_INTEGER)
-        rc = r->integer == -1 ? ROOST_ELIMIT : ROOST_EREDIS;
+        rc = r->integer == -1 ? ROOST_ELIMIT : r->integer == -2 ? ROOST_ESTALE : ROOST_EREDIS;
     if (rc < 0 || r->type == REDIS_REPLY_NIL) {
         c->cb.bind(rc, NULL, c->data);
         return;
@@ -905,7 +909,7 @@ static char *full_jid(const char *bare, const char *res)
 int roost_store_session_bind(roost_store_t *st, const char *bare, const roost_session_t *rec,
                              unsigned max_resources, roost_store_bind_cb cb, void *data)
 {
-    char maxs[16];
+    char maxs[16], ep[24];
     uint8_t *val;
     size_t vlen;
     int rc = usable(st);
@@ -926,22 +930,28 @@ int roost_store_session_bind(roost_store_t *st, const char *bare, const roost_se
     char *fj = full_jid(bare, rec->resource);
     if (!fj)
         goto fail_ns;
+    char *lease = roost_key_node(rec->node_id);
+    if (!lease)
+        goto fail_fj;
     call_t *c = call_new(st, h_bind, data);
     if (!c)
-        goto fail_fj;
+        goto fail_lease;
     c->cb.bind = cb;
     c->conn_id = rec->conn_id;
     c->epoch = rec->node_epoch;
     strcpy(c->node_id, rec->node_id);
     if (!(c->resource = strdup(rec->resource))) {
         call_free(c);
-        goto fail_fj;
+        goto fail_lease;
     }
     snprintf(maxs, sizeof(maxs), "%u", max_resources);
-    const char *a[] = { sess, ns, rec->resource, (const char *)val, maxs, fj };
-    size_t al[] = { strlen(sess), strlen(ns), strlen(rec->resource), vlen, strlen(maxs),
-                    strlen(fj) };
-    rc = script_send(st, c, ROOST_SCRIPT_BIND, 2, 6, a, al);
+    snprintf(ep, sizeof(ep), "%" PRIu64, rec->node_epoch);
+    const char *a[] = { sess, ns, lease, rec->resource, (const char *)val, maxs, fj, ep };
+    size_t al[] = { strlen(sess), strlen(ns), strlen(lease), strlen(rec->resource), vlen,
+                    strlen(maxs), strlen(fj), strlen(ep) };
+    rc = script_send(st, c, ROOST_SCRIPT_BIND, 3, 8, a, al);
+fail_lease:
+    free(lease);
 fail_fj:
     free(fj);
 fail_ns:
@@ -971,16 +981,21 @@ int roost_store_session_update(roost_store_t *st, const char *bare, const roost_
     char *sess = roost_key_sess(bare);
     if (!sess)
         goto fail_val;
+    char *lease = roost_key_node(rec->node_id);
+    if (!lease)
+        goto fail_sess;
     call_t *c = call_new(st, h_status_owned, data);
     if (!c)
-        goto fail_sess;
+        goto fail_lease;
     c->cb.status = cb;
     snprintf(ep, sizeof(ep), "%" PRIu64, rec->node_epoch);
     snprintf(conn, sizeof(conn), "%" PRIu64, rec->conn_id);
-    const char *a[] = { sess, rec->resource, rec->node_id, ep, conn, (const char *)val };
-    size_t al[] = { strlen(sess), strlen(rec->resource), strlen(rec->node_id), strlen(ep),
-                    strlen(conn), vlen };
-    rc = script_send(st, c, ROOST_SCRIPT_UPDATE, 1, 6, a, al);
+    const char *a[] = { sess, lease, rec->resource, rec->node_id, ep, conn, (const char *)val };
+    size_t al[] = { strlen(sess), strlen(lease), strlen(rec->resource), strlen(rec->node_id),
+                    strlen(ep), strlen(conn), vlen };
+    rc = script_send(st, c, ROOST_SCRIPT_UPDATE, 2, 7, a, al);
+fail_lease:
+    free(lease);
 fail_sess:
     free(sess);
 fail_val:

@@ -29,6 +29,7 @@ typedef struct {
     unsigned reconnect_min_ms; /* backoff start; default 100 */
     unsigned reconnect_max_ms; /* backoff cap; default 5000 */
     const char *node_id;       /* this node (owner field of records) */
+    unsigned lease_ms;         /* TTL of the lease set at registration; default 10000 */
 } roost_store_opts_t;
 
 /* Connection state changes (connected=1 after connect+AUTH+scripts loaded
@@ -66,8 +67,10 @@ typedef void (*roost_store_status_cb)(int status, void *data);
 
 /* ---- node ------------------------------------------------------------ */
 
-/* INCR roost:epoch, records the node in roost:nodes; cb status 0 once
- * roost_store_node_epoch() is valid. */
+/* INCR roost:epoch, records the node in roost:nodes and roost:nodeepochs
+ * and sets its lease roost:node:<id> (opts.lease_ms); cb status 0 once
+ * roost_store_node_epoch() is valid. Calling it again takes a new epoch
+ * (after a lost lease); renewal is store/cluster.h. */
 int roost_store_node_register(roost_store_t *st, roost_store_status_cb cb, void *data);
 
 /* Removes every session record this node (id+epoch) owns, using
@@ -92,12 +95,13 @@ typedef void (*roost_store_bind_cb)(int status, const roost_session_t *replaced,
 
 /* Atomically (Lua): checks the resource count, replaces any record for that
  * resource with rec (owner = rec->node_id/epoch/conn_id), adds the full JID
- * to roost:nodesess:<node>. */
+ * to roost:nodesess:<node>. Fenced: status ROOST_ESTALE (nothing written)
+ * unless roost:node:<rec->node_id> holds rec->node_epoch. */
 int roost_store_session_bind(roost_store_t *st, const char *bare, const roost_session_t *rec,
                              unsigned max_resources, roost_store_bind_cb cb, void *data);
 
 /* Replaces the record only if it is still owned by (node_id, epoch, conn_id)
- * of rec; otherwise status ROOST_ESTALE. */
+ * of rec and that node's lease holds that epoch; otherwise ROOST_ESTALE. */
 int roost_store_session_update(roost_store_t *st, const char *bare, const roost_session_t *rec,
                                roost_store_status_cb cb, void *data);
 

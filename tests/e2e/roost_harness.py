@@ -149,6 +149,29 @@ class Redis:
         # Fine in tests: a private, tiny database.
         return [l for l in self.cli("KEYS", pattern).splitlines() if l]
 
+    def restart(self, keep_data=True, downtime=0.0):
+        """Stops redis-server and starts it again on the same port after
+        downtime seconds. keep_data: SHUTDOWN SAVE, so the dump file brings
+        the data back (a restart with persistence); else it comes back empty."""
+        if self.proc and self.proc.poll() is None:
+            try:
+                self.cli("SHUTDOWN", "SAVE" if keep_data else "NOSAVE")
+            except subprocess.TimeoutExpired:
+                pass
+            try:
+                self.proc.wait(timeout=WAIT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=WAIT)
+        if not keep_data:
+            try:
+                os.unlink(os.path.join(self.dir, "dump.rdb"))
+            except OSError:
+                pass
+        if downtime > 0:
+            time.sleep(downtime)
+        return self.start()
+
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()

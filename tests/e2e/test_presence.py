@@ -373,3 +373,21 @@ def test_node_shutdown_sends_unavailable_to_contacts(node_factory, raw, user):
     next_presence(a, None, b.jid)
     assert n2.terminate() == 0
     next_presence(a, "unavailable", b.jid)
+
+
+def test_sigkill_contacts_see_unavailable_after_reap(node_factory, raw, user):
+    """Issue 4: a node dies without a word; once its lease expires a
+    surviving node reaps bob's session and sends unavailable on his
+    behalf."""
+    env = {"ROOST_CLUSTER_LEASE_MS": "2000", "ROOST_CLUSTER_RENEW_MS": "500",
+           "ROOST_CLUSTER_REAP_INTERVAL_MS": "500"}
+    n1, n2 = node_factory(env=env), node_factory(env=env)
+    alice, bob = user(), user()
+    a = online(lambda: raw(n1.port), alice, "a")
+    b = online(lambda: raw(n2.port), bob, "b")
+    a.send("<presence type='subscribe' to='%s'/>" % bob[1])
+    next_presence(b, "subscribe", alice[1])
+    b.send("<presence type='subscribed' to='%s'/>" % alice[1])
+    next_presence(a, None, b.jid)
+    n2.kill()
+    next_presence(a, "unavailable", b.jid)    # waits up to the harness bound

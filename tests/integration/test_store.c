@@ -222,6 +222,17 @@ static void bind_ok(uv_loop_t *loop, roost_store_t *st, const char *bare,
     ck_assert(wait_for(loop, &c->n, 1));
 }
 
+/* Binds are fenced by the owner's lease (store/cluster.h): a test that
+ * writes records of a node it did not register gives that node a lease. */
+static void fake_lease(const char *node, unsigned long long epoch)
+{
+    redisContext *c = sync_conn();
+    redisReply *r = redisCommand(c, "SET roost:node:%s epoch=%llu PX 60000", node, epoch);
+    ck_assert_ptr_nonnull(r);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
 static void flushall(void)
 {
     redisContext *c = sync_conn();
@@ -442,6 +453,7 @@ START_TEST(bind_conflict_and_limit)
     ck_assert_int_eq(b.status, 0);
     ck_assert(!b.found);
 
+    fake_lease("n2", 9);
     mkrec(&r, "n2", 9, 2, "res");                    /* new session wins */
     bind_ok(&loop, st, "bob@localhost", &r, 2, &b);
     ck_assert_int_eq(b.status, 0);
@@ -537,6 +549,7 @@ START_TEST(node_cleanup_own_only)
     bind_ok(&loop, st, "erin@localhost", &r, 0, &b);
     mkrec(&r, "n1", ep, 3, "moved");
     bind_ok(&loop, st, "dave@localhost", &r, 0, &b);
+    fake_lease("n2", 5);
     mkrec(&r, "n2", 5, 4, "moved");                  /* taken over by node n2 */
     bind_ok(&loop, st, "dave@localhost", &r, 0, &b);
     ck_assert(b.found);
@@ -725,6 +738,7 @@ START_TEST(user_del_kicks_sessions)
     roost_store_t *st = open_store(&loop, "n3", 2000, &s);
     ck_assert_int_eq(roost_store_subscribe(st, message_cb, &m), 0);
     ck_assert(wait_for(&loop, &s.ups, 1));
+    fake_lease("n3", 0);
     mkrec(&r, "n3", 0, 77, "laptop");
     bind_ok(&loop, st, "hank@localhost", &r, 3, &b);
 
