@@ -568,6 +568,12 @@ static void bind_ok(uv_loop_t *loop, roost_store_t *st, const char *bare, const 
     roost_session_t r;
     ctr_t c = { 0 };
 
+    /* Binds are fenced by the owner's lease (store/cluster.h): give the
+     * fake node "n1" one at epoch 1. */
+    redisContext *rc = sync_conn();
+    sync_cmd(rc, "SET roost:node:n1 epoch=1 PX 60000");
+    redisFree(rc);
+
     memset(&r, 0, sizeof(r));
     strcpy(r.node_id, "n1");
     r.node_epoch = 1;
