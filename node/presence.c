@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "node/presence.h"
+#include "store/blockcheck.h"
 #include "node/c2s.h"
 #include "node/log.h"
 #include "node/offline.h"
@@ -773,13 +774,31 @@ static void tell_directed(bcast_t *b, roost_map_t *told)
     }
 }
 
-static void on_bcast_roster(int status, const roost_roster_item_t *items, size_t n,
-                            uint64_t ver, void *data)
+/* A contact of the broadcasting user: the roster item's JID and state. */
+typedef struct {
+    char *jid;
+    roost_sub_t sub;
+} contact_t;
+
+typedef struct {
+    bcast_t *b;
+    contact_t *c;
+    size_t n;
+} filter_req_t;
+
+static void filter_req_free(filter_req_t *f)
 {
-    bcast_t *b = data;
+    for (size_t i = 0; i < f->n; i++)
+        free(f->c[i].jid);
+    free(f->c);
+    free(f);
+}
+
+static void bcast_continue(bcast_t *b, int status, const contact_t *items, size_t n,
+                           const unsigned char *blocked)
+{
     roost_server_t *srv = b->srv;
     roost_map_t *told = NULL;
-    (void)ver;
     if (status != 0) {
         /* Still tell the own resources and directed recipients. */
         ROOST_WARN(0, "roster read for %s failed: %s", b->bare, roost_strerror(status));
@@ -795,7 +814,7 @@ static void on_bcast_roster(int status, const roost_roster_item_t *items, size_t
         told = roost_map_new();
     for (size_t i = 0; i < n; i++) {
         if (!(items[i].sub & ROOST_SUB_FROM) || items[i].jid == NULL ||
-            strcmp(items[i].jid, b->bare) == 0)
+            strcmp(items[i].jid, b->bare) == 0 || (blocked != NULL && blocked[i]))
             continue;
         to[k++] = items[i].jid;
         if (told != NULL)
@@ -828,7 +847,7 @@ static void on_bcast_roster(int status, const roost_roster_item_t *items, size_t
     }
     for (size_t i = 0; i < n; i++) {
         if (!(items[i].sub & ROOST_SUB_TO) || items[i].jid == NULL ||
-            strcmp(items[i].jid, b->bare) == 0)
+            strcmp(items[i].jid, b->bare) == 0 || (blocked != NULL && blocked[i]))
             continue;
         if ((b->probe[b->n_probe] = strdup(items[i].jid)) != NULL)
             b->n_probe++;
@@ -836,6 +855,58 @@ static void on_bcast_roster(int status, const roost_roster_item_t *items, size_t
     if ((b->probe[b->n_probe] = strdup(b->bare)) != NULL)
         b->n_probe++;
     probe_next(b);
+}
+
+/* XEP-0191: presence neither goes to contacts the user blocked nor to
+ * contacts who blocked the user, and their presence does not come back
+ * (probes skip them). On a store error the filter is skipped. */
+static void on_bcast_filtered(int status, const unsigned char *blocked, size_t n, void *data)
+{
+    filter_req_t *f = data;
+    if (status != 0)
+        ROOST_WARN(0, "block filter for %s failed: %s", f->b->bare, roost_strerror(status));
+    bcast_continue(f->b, 0, f->c, f->n, status == 0 && n == f->n ? blocked : NULL);
+    filter_req_free(f);
+}
+
+static void on_bcast_roster(int status, const roost_roster_item_t *items, size_t n,
+                            uint64_t ver, void *data)
+{
+    bcast_t *b = data;
+    roost_jid_t me = { 0 };
+    (void)ver;
+    if (status != 0) {
+        bcast_continue(b, status, NULL, 0, NULL);
+        return;
+    }
+    filter_req_t *f = calloc(1, sizeof(*f));
+    const char **jids = calloc(n ? n : 1, sizeof(*jids));
+    if (f == NULL || jids == NULL || (f->c = calloc(n ? n : 1, sizeof(*f->c))) == NULL) {
+        free(f);
+        free(jids);
+        bcast_continue(b, ROOST_ENOMEM, NULL, 0, NULL);
+        return;
+    }
+    f->b = b;
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].jid == NULL || items[i].sub == ROOST_SUB_NONE ||
+            strcmp(items[i].jid, b->bare) == 0)
+            continue;
+        if ((f->c[f->n].jid = strdup(items[i].jid)) == NULL)
+            continue;
+        f->c[f->n].sub = items[i].sub;
+        jids[f->n] = f->c[f->n].jid;
+        f->n++;
+    }
+    int rc = ROOST_EINVAL;
+    if (f->n > 0 && roost_jid_parse(&me, b->full, strlen(b->full)) == 0)
+        rc = roost_store_block_filter(b->srv->store, &me, jids, f->n, on_bcast_filtered, f);
+    roost_jid_clear(&me);
+    free(jids);
+    if (rc != 0) {
+        bcast_continue(b, 0, f->c, f->n, NULL);
+        filter_req_free(f);
+    }
 }
 
 static int bcast_start(bcast_t *b)

@@ -139,3 +139,171 @@ fail_rc:
     roost_store_blockcheck_cand_clear(&rc_cand);
     return rc;
 }
+
+/* ---- presence fan-out filter ---------------------------------------------- */
+
+#define FILTER_CHUNK 256
+#define FILTER_MAX 4096
+
+/* KEYS[1] the user's list, KEYS[2..] the contacts' lists. ARGV[1] = number
+ * of user candidates u, ARGV[2..1+u] the candidates, then per contact its
+ * bare JID and its domain. Returns one 0/1 per contact. */
+static roost_lua_t lua_filter = {
+    "local u = tonumber(ARGV[1])\n"
+    "local out = {}\n"
+    "local own = redis.call('EXISTS', KEYS[1]) == 1\n"
+    "for i = 2, #KEYS do\n"
+    "  local b = 0\n"
+    "  local base = 1 + u + (i - 2) * 2\n"
+    "  if own and (redis.call('SISMEMBER', KEYS[1], ARGV[base + 1]) == 1 or\n"
+    "              redis.call('SISMEMBER', KEYS[1], ARGV[base + 2]) == 1) then\n"
+    "    b = 1\n"
+    "  elseif redis.call('EXISTS', KEYS[i]) == 1 then\n"
+    "    for j = 2, 1 + u do\n"
+    "      if redis.call('SISMEMBER', KEYS[i], ARGV[j]) == 1 then b = 1 break end\n"
+    "    end\n"
+    "  end\n"
+    "  out[#out + 1] = b\n"
+    "end\n"
+    "return out\n",
+    ""
+};
+
+typedef struct {
+    roost_store_block_filter_cb cb;
+    void *data;
+    unsigned char *blocked;
+    size_t n;
+    size_t pending;
+    int status;
+} filter_t;
+
+typedef struct {
+    filter_t *f;
+    size_t off, n;
+} filter_chunk_t;
+
+static void filter_done(filter_t *f)
+{
+    f->cb(f->status, f->blocked, f->n, f->data);
+    free(f->blocked);
+    free(f);
+}
+
+static void on_filter(int status, void *reply, void *data)
+{
+    filter_chunk_t *c = data;
+    filter_t *f = c->f;
+    const redisReply *r = reply;
+    if (status != 0) {
+        f->status = status;
+    } else if (r->type != REDIS_REPLY_ARRAY || r->elements != c->n) {
+        f->status = ROOST_EREDIS;
+    } else {
+        for (size_t i = 0; i < c->n; i++)
+            f->blocked[c->off + i] = r->element[i]->type == REDIS_REPLY_INTEGER &&
+                                     r->element[i]->integer == 1;
+    }
+    free(c);
+    if (--f->pending == 0)
+        filter_done(f);
+}
+
+static char *domain_of(const char *bare)
+{
+    const char *at = strchr(bare, '@');
+    return strdup(at != NULL ? at + 1 : bare);
+}
+
+int roost_store_block_filter(roost_store_t *st, const roost_jid_t *user,
+                             const char *const *bares, size_t n,
+                             roost_store_block_filter_cb cb, void *data)
+{
+    roost_blockcheck_cand_t cand;
+    int rc;
+    if (user == NULL || cb == NULL || n == 0 || n > FILTER_MAX)
+        return ROOST_EINVAL;
+    if ((rc = roost_store_blockcheck_candidates(user, &cand)) != 0)
+        return rc;
+    filter_t *f = calloc(1, sizeof(*f));
+    if (f == NULL || (f->blocked = calloc(n, 1)) == NULL) {
+        free(f);
+        roost_store_blockcheck_cand_clear(&cand);
+        return ROOST_ENOMEM;
+    }
+    f->cb = cb;
+    f->data = data;
+    f->n = n;
+    f->pending = 1;
+    for (size_t off = 0; off < n; off += FILTER_CHUNK) {
+        size_t m = n - off < FILTER_CHUNK ? n - off : FILTER_CHUNK;
+        size_t na = 1 + m + 1 + cand.n + 2 * m;
+        const char **a = calloc(na, sizeof(*a));
+        size_t *al = calloc(na, sizeof(*al));
+        char **owned = calloc(2 * m + 2, sizeof(*owned));
+        filter_chunk_t *c = calloc(1, sizeof(*c));
+        size_t k = 0, no = 0;
+        char ucount[16];
+        int ok = a != NULL && al != NULL && owned != NULL && c != NULL;
+        if (ok) {
+            owned[no] = roost_key_block(user->bare);
+            ok = owned[no] != NULL;
+            a[k++] = owned[no++];
+        }
+        for (size_t i = 0; ok && i < m; i++) {
+            owned[no] = roost_key_block(bares[off + i]);
+            ok = owned[no] != NULL;
+            a[k++] = owned[no++];
+        }
+        if (ok) {
+            snprintf(ucount, sizeof(ucount), "%zu", cand.n);
+            a[k++] = ucount;
+            for (size_t j = 0; j < cand.n; j++)
+                a[k++] = cand.s[j];
+        }
+        /* Domains are built into one block so they are freed together. */
+        char **doms = ok ? calloc(m, sizeof(*doms)) : NULL;
+        ok = ok && doms != NULL;
+        for (size_t i = 0; ok && i < m; i++) {
+            doms[i] = domain_of(bares[off + i]);
+            ok = doms[i] != NULL;
+            a[k++] = bares[off + i];
+            a[k++] = doms[i];
+        }
+        if (ok) {
+            for (size_t i = 0; i < k; i++)
+                al[i] = strlen(a[i]);
+            c->f = f;
+            c->off = off;
+            c->n = m;
+            rc = roost_store_eval(st, &lua_filter, (int)(1 + m), (int)k, a, al, on_filter, c);
+            if (rc == 0) {
+                f->pending++;
+                c = NULL;
+            } else {
+                f->status = rc;
+            }
+        } else {
+            f->status = ROOST_ENOMEM;
+        }
+        for (size_t i = 0; doms != NULL && i < m; i++)
+            free(doms[i]);
+        free(doms);
+        for (size_t i = 0; i < no; i++)
+            free(owned[i]);
+        free(owned);
+        free(a);
+        free(al);
+        free(c);
+    }
+    roost_store_blockcheck_cand_clear(&cand);
+    if (--f->pending == 0) {
+        /* Nothing was sent: report through the return value instead, the
+         * callback must not run on the caller's stack. */
+        rc = f->status != 0 ? f->status : ROOST_EREDIS;
+        free(f->blocked);
+        free(f);
+        return rc;
+    }
+    return 0;
+}

@@ -42,4 +42,16 @@ int roost_store_blockcheck(roost_store_t *st, const roost_jid_t *sender,
                            const roost_jid_t *recipient, roost_store_blockcheck_cb cb,
                            void *data);
 
+/* Presence fan-out filter: for each contact bares[i] (n <= 4096), blocked[i]
+ * = 1 when user's list matches the contact (its bare JID or domain) or the
+ * contact's list matches user (any of user's candidates), else 0. Pipelined
+ * scripts of at most 256 contacts each; cb runs once with every answer.
+ * On a store error status < 0 (callers then send: a broken store must not
+ * silence presence). */
+typedef void (*roost_store_block_filter_cb)(int status, const unsigned char *blocked, size_t n,
+                                            void *data);
+int roost_store_block_filter(roost_store_t *st, const roost_jid_t *user,
+                             const char *const *bares, size_t n,
+                             roost_store_block_filter_cb cb, void *data);
+
 #endif
