@@ -84,20 +84,51 @@ def node_factory(redis):
         assert not bad, "roost-node did not exit 0 on SIGTERM: %r" % bad
 
 
-@pytest.fixture
-def node(node_factory):
-    return node_factory()
+# The IM scenarios run twice: on one node, and with their clients spread
+# round-robin over a 3-node cluster (issue 4: routing is node-blind).
+# Tests that start their own nodes (node_factory) run once.
+CLUSTER_MODULES = {"test_presence", "test_offline", "test_carbons", "test_blocking",
+                   "test_blocking_presence", "test_raw_protocol", "test_slixmpp"}
+
+
+def pytest_generate_tests(metafunc):
+    mod = metafunc.module.__name__.rsplit(".", 1)[-1]
+    args = metafunc.definition.function.__code__.co_varnames[
+        :metafunc.definition.function.__code__.co_argcount]
+    if (mod in CLUSTER_MODULES and "node_factory" not in args
+            and ("raw" in args or "node" in args or "slix" in args)):
+        metafunc.parametrize("topology", ["1node", "3nodes"], indirect=True)
 
 
 @pytest.fixture
-def raw(request):
+def topology(request):
+    return getattr(request, "param", "1node")
+
+
+@pytest.fixture
+def cluster(node_factory, topology):
+    """The nodes of this test's topology (1 or 3, sharing one Redis)."""
+    return [node_factory() for _ in range(3 if topology == "3nodes" else 1)]
+
+
+@pytest.fixture
+def node(cluster):
+    return cluster[0]
+
+
+@pytest.fixture
+def raw(request, topology):
     """raw(port=None) -> RawClient connected to the port (default: the
-    `node` fixture's node); closed at teardown."""
+    next node of the test's topology, round-robin, so on 3 nodes every
+    client of a test lands on another node); closed at teardown."""
     clients = []
+    turn = [0]
 
     def connect(port=None):
         if port is None:
-            port = request.getfixturevalue("node").port
+            nodes = request.getfixturevalue("cluster")
+            port = nodes[turn[0] % len(nodes)].port
+            turn[0] += 1
         c = h.RawClient(port)
         clients.append(c)
         return c
@@ -110,8 +141,8 @@ def raw(request):
 
 
 @pytest.fixture
-def slix(node):
-    s = h.Slix(node.port)
+def slix(cluster):
+    s = h.Slix([n.port for n in cluster])
     try:
         yield s
     finally:

@@ -688,7 +688,10 @@ class Slix:
     """Runs slixmpp clients on a private asyncio loop, one per test."""
 
     def __init__(self, port):
-        self.port = port
+        # One port, or a list of ports used round-robin (one per client).
+        self.ports = list(port) if isinstance(port, (list, tuple)) else [port]
+        self.port = self.ports[0]
+        self.turn = 0
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
         self.clients = []
@@ -729,7 +732,9 @@ class Slix:
         return x
 
     def connect(self, x):
-        x.connect(address=("127.0.0.1", self.port), use_ssl=False,
+        port = self.ports[self.turn % len(self.ports)]
+        self.turn += 1
+        x.connect(address=("127.0.0.1", port), use_ssl=False,
                   force_starttls=False, disable_starttls=True)
 
     def login(self, jid, password, mech=None, presence=True):
