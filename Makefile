@@ -81,9 +81,11 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(NODE_LIB) $(STORE_LIB) $(GEN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(LDFLAGS) -o $@ $< $(NODE_LIB) $(STORE_LIB) $(PKG_LIBS) $(CHECK_LIBS)
 
-$(BUILD)/tests/integration/%: tests/integration/%.c $(NODE_LIB) $(STORE_LIB) $(GEN_H)
+$(BUILD)/tests/integration/%: tests/integration/%.c tests/integration/testutil.c \
+                              tests/integration/testutil.h $(NODE_LIB) $(STORE_LIB) $(GEN_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(LDFLAGS) -o $@ $< $(NODE_LIB) $(STORE_LIB) $(PKG_LIBS) $(CHECK_LIBS)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(LDFLAGS) -o $@ $< tests/integration/testutil.c \
+	    $(NODE_LIB) $(STORE_LIB) $(PKG_LIBS) $(CHECK_LIBS)
 
 run: all
 	@sh ops/run-local.sh $(BUILD)
@@ -105,6 +107,16 @@ test: deps
 
 check:
 	@$(MAKE) --no-print-directory BUILD=build/san SAN=1 OPT=-O1 test
+
+# roost-bench: the load tool, then tests/bench/run.sh (private redis + 2 nodes,
+# standard scenarios, one table). Reports figures; asserts nothing about time.
+$(BUILD)/bin/roost-bench: $(BENCH_SRC) $(wildcard tests/bench/*.h) $(STORE_LIB) $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(LDFLAGS) -o $@ $(BENCH_SRC) $(STORE_LIB) $(PKG_LIBS)
+
+bench: deps
+	@$(MAKE) --no-print-directory $(BINS) $(BUILD)/bin/roost-bench
+	@sh tests/bench/run.sh $(BUILD)
 
 clean:
 	rm -rf build

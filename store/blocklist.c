@@ -10,6 +10,7 @@
 #include "store/error.h"
 #include "store/keys.h"
 #include "store/record.h"
+#include "store/reply.h"
 #include "store/store_int.h"
 
 #define READ_MAX 100000u    /* members one get accepts */
@@ -29,15 +30,6 @@ static ctx_t *ctx_new(void *data)
     if (x)
         x->data = data;
     return x;
-}
-
-static int reply_rc(int status, const redisReply *r)
-{
-    if (status < 0)
-        return status;
-    if (!r || r->type == REDIS_REPLY_ERROR)
-        return ROOST_EREDIS;
-    return 0;
 }
 
 static int jids_ok(const char *const *jids, size_t n)
@@ -63,22 +55,11 @@ static void on_get(int status, void *reply, void *data)
     redisReply *r = reply;
     const char **jids = NULL;
     size_t n = 0;
-    int rc = reply_rc(status, r);
+    int rc = roost_reply_rc(status, r);
 
-    if (rc == 0 && r->type != REDIS_REPLY_ARRAY)
-        rc = ROOST_EREDIS;
-    if (rc == 0 && r->elements > READ_MAX)
-        rc = ROOST_ELIMIT;
-    if (rc == 0 && r->elements && !(jids = calloc(r->elements, sizeof(*jids))))
-        rc = ROOST_ENOMEM;
-    for (size_t i = 0; rc == 0 && i < r->elements; i++) {
-        const redisReply *e = r->element[i];
-        /* Not a JID we could have written: skip rather than fail the list. */
-        if (e->type != REDIS_REPLY_STRING || e->len == 0 || e->len > ROOST_SESS_JID_MAX
-            || strlen(e->str) != e->len)
-            continue;
-        jids[n++] = e->str;
-    }
+    /* Not a JID we could have written: skip rather than fail the list. */
+    if (rc == 0)
+        rc = roost_reply_strs(r, READ_MAX, roost_reply_jid, &jids, &n);
     if (n > 1)
         qsort(jids, n, sizeof(*jids), cmp_str);
     x->cb.list(rc, rc == 0 ? jids : NULL, rc == 0 ? n : 0, x->data);
@@ -129,14 +110,8 @@ static roost_lua_t lua_add = {
 static void on_status(int status, void *reply, void *data)
 {
     ctx_t *x = data;
-    redisReply *r = reply;
-    int rc = reply_rc(status, r);
 
-    if (rc == 0 && r->type != REDIS_REPLY_INTEGER)
-        rc = ROOST_EREDIS;
-    if (rc == 0 && r->integer < 0)
-        rc = ROOST_ELIMIT;
-    x->cb.status(rc, x->data);
+    x->cb.status(roost_reply_limit(status, reply), x->data);
     free(x);
 }
 

@@ -3,6 +3,7 @@
  * Every multi-step change is one Lua script so it is atomic. */
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "store/cluster.h"
 #include "store/error.h"
 #include "store/keys.h"
+#include "store/reply.h"
 #include "store/store_int.h"
 
 /* Owner fields of a session value (store/record.h): epoch and node. */
@@ -216,19 +218,6 @@ static ctx_t *ctx_new(void *data)
     return c;
 }
 
-static int reply_status(int status, const redisReply *r)
-{
-    if (status < 0)
-        return status;
-    return r->type == REDIS_REPLY_ERROR ? ROOST_EREDIS : 0;
-}
-
-static void str_lens(const char **a, size_t *al, int n)
-{
-    for (int i = 0; i < n; i++)
-        al[i] = strlen(a[i]);
-}
-
 /* The lease key of this store's node, or NULL (no id / no memory). */
 static char *own_lease_key(roost_store_t *st)
 {
@@ -253,7 +242,7 @@ static void on_fenced(int status, void *reply, void *data)
 {
     ctx_t *c = data;
     redisReply *r = reply;
-    int rc = reply_status(status, r);
+    int rc = roost_reply_rc(status, r);
 
     if (rc == 0 && r->type != REDIS_REPLY_INTEGER)
         rc = ROOST_EREDIS;
@@ -297,7 +286,7 @@ int roost_store_cluster_renew(roost_store_t *st, const char *addr, const char *v
     const char *a[] = { key, ROOST_KEY_NODES, ROOST_KEY_NODEEPOCHS, lock, ROOST_KEY_EPOCH,
                         roost_store_node_id(st), ep, val, lease, now };
     size_t al[10];
-    str_lens(a, al, 10);
+    roost_reply_arglens(a, al, 10);
     if ((rc = roost_store_eval(st, &renew_lua, 5, 10, a, al, on_fenced, c)) < 0)
         free(c);
 fail_lock:
@@ -307,26 +296,24 @@ fail_key:
     return rc;
 }
 
+static int node_ok(const redisReply *e)
+{
+    return roost_reply_cstr(e) && roost_session_node_id_valid(e->str);
+}
+
 static void on_dead(int status, void *reply, void *data)
 {
     ctx_t *c = data;
     redisReply *r = reply;
-    char **ids = NULL;
+    const char **ids = NULL;
     size_t n = 0;
-    int rc = reply_status(status, r);
+    int rc = roost_reply_rc(status, r);
 
-    if (rc == 0 && r->type != REDIS_REPLY_ARRAY)
-        rc = ROOST_EREDIS;
-    if (rc == 0 && r->elements && !(ids = calloc(r->elements, sizeof(*ids))))
-        rc = ROOST_ENOMEM;
-    for (size_t i = 0; rc == 0 && i < r->elements; i++) {
-        redisReply *e = r->element[i];
-        /* A name we could not have written is skipped, never trusted. */
-        if (e->type == REDIS_REPLY_STRING && strlen(e->str) == e->len &&
-            roost_session_node_id_valid(e->str))
-            ids[n++] = e->str;
-    }
-    c->cb.nodes(rc, rc == 0 ? ids : NULL, rc == 0 ? n : 0, c->data);
+    /* The script caps the list; a name we could not have written is
+     * skipped, never trusted. */
+    if (rc == 0)
+        rc = roost_reply_strs(r, SIZE_MAX, node_ok, &ids, &n);
+    c->cb.nodes(rc, rc == 0 ? (char *const *)ids : NULL, rc == 0 ? n : 0, c->data);
     free(ids);
     free(c);
 }
@@ -344,7 +331,7 @@ int roost_store_cluster_dead(roost_store_t *st, roost_store_nodes_cb cb, void *d
     snprintf(max, sizeof(max), "%d", ROOST_CLUSTER_LIST_MAX);
     const char *a[] = { ROOST_KEY_NODES, roost_store_node_id(st), max, "roost:node:" };
     size_t al[4];
-    str_lens(a, al, 4);
+    roost_reply_arglens(a, al, 4);
     int rc = roost_store_eval(st, &dead_lua, 1, 4, a, al, on_dead, c);
     if (rc < 0)
         free(c);
@@ -360,7 +347,7 @@ static void on_lock(int status, void *reply, void *data)
 {
     ctx_t *c = data;
     redisReply *r = reply;
-    int rc = reply_status(status, r);
+    int rc = roost_reply_rc(status, r);
 
     if (rc == 0)
         rc = r->type == REDIS_REPLY_STATUS ? 0
@@ -396,7 +383,7 @@ int roost_store_cluster_lock(roost_store_t *st, const char *node_id, unsigned tt
 static void on_done(int status, void *reply, void *data)
 {
     ctx_t *c = data;
-    c->cb.status(reply_status(status, reply), c->data);
+    c->cb.status(roost_reply_rc(status, reply), c->data);
     free(c);
 }
 
@@ -417,7 +404,7 @@ int roost_store_cluster_unlock(roost_store_t *st, const char *node_id,
     lock_owner(st, owner, sizeof(owner));
     const char *a[] = { k, owner };
     size_t al[2];
-    str_lens(a, al, 2);
+    roost_reply_arglens(a, al, 2);
     int rc = roost_store_eval(st, &unlock_lua, 1, 2, a, al, on_done, c);
     if (rc < 0)
         free(c);
@@ -435,7 +422,7 @@ static void on_reap(int status, void *reply, void *data)
     roost_cluster_reaped_t *out = NULL;
     char **bares = NULL;
     size_t n = 0, max = 0;
-    int rc = reply_status(status, r), done = 0;
+    int rc = roost_reply_rc(status, r), done = 0;
     const char *cursor = NULL;
 
     if (rc == 0 && r->type == REDIS_REPLY_INTEGER)
@@ -453,8 +440,7 @@ static void on_reap(int status, void *reply, void *data)
     }
     for (size_t i = 1; rc == 0 && i + 1 < r->elements; i += 2) {
         const redisReply *f = r->element[i], *v = r->element[i + 1];
-        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
-            strlen(f->str) != f->len)
+        if (!roost_reply_cstr(f) || v->type != REDIS_REPLY_STRING)
             continue;
         const char *slash = strchr(f->str, '/');
         if (!slash || !(bares[n] = strndup(f->str, (size_t)(slash - f->str))))
@@ -500,7 +486,7 @@ int roost_store_cluster_reap(roost_store_t *st, const char *node_id, uint64_t ma
     const char *a[] = { ns, lease, ROOST_KEY_NODES, ROOST_KEY_NODEEPOCHS, node_id, ep, cursor,
                         count, ROOST_KEY_SESS_PREFIX, ROOST_KEY_SESS_SUFFIX };
     size_t al[10];
-    str_lens(a, al, 10);
+    roost_reply_arglens(a, al, 10);
     if ((rc = roost_store_eval(st, &reap_lua, 4, 10, a, al, on_reap, c)) < 0)
         free(c);
 fail_keys:
@@ -526,7 +512,7 @@ int roost_store_cluster_leave(roost_store_t *st, roost_store_status_cb cb, void 
     const char *a[] = { key, ROOST_KEY_NODES, ROOST_KEY_NODEEPOCHS, roost_store_node_id(st),
                         ep };
     size_t al[5];
-    str_lens(a, al, 5);
+    roost_reply_arglens(a, al, 5);
     int rc = roost_store_eval(st, &leave_lua, 3, 5, a, al, on_done, c);
     if (rc < 0)
         free(c);

@@ -9,6 +9,7 @@
 #include "store/error.h"
 #include "store/keys.h"
 #include "store/offline.h"
+#include "store/reply.h"
 #include "store/store_int.h"
 
 #define STAMP_LEN 8
@@ -23,15 +24,6 @@ typedef struct {
     } cb;
     void *data;
 } ctx_t;
-
-static int reply_rc(int status, const redisReply *r)
-{
-    if (status < 0)
-        return status;
-    if (!r || r->type == REDIS_REPLY_ERROR)
-        return ROOST_EREDIS;
-    return 0;
-}
 
 static ctx_t *ctx_new(void *data)
 {
@@ -52,14 +44,8 @@ static roost_lua_t lua_push = {
 static void on_push(int status, void *reply, void *data)
 {
     ctx_t *x = data;
-    redisReply *r = reply;
-    int rc = reply_rc(status, r);
 
-    if (rc == 0 && r->type != REDIS_REPLY_INTEGER)
-        rc = ROOST_EREDIS;
-    if (rc == 0 && r->integer < 0)
-        rc = ROOST_ELIMIT;
-    x->cb.status(rc, x->data);
+    x->cb.status(roost_reply_limit(status, reply), x->data);
     free(x);
 }
 
@@ -114,7 +100,7 @@ static void on_take(int status, void *reply, void *data)
     const uint8_t **stanzas = NULL;
     size_t *lens = NULL, n = 0;
     uint64_t *stamps = NULL;
-    int rc = reply_rc(status, r);
+    int rc = roost_reply_rc(status, r);
 
     if (rc == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements > TAKE_MAX))
         rc = ROOST_EREDIS;
@@ -177,7 +163,7 @@ static void on_count(int status, void *reply, void *data)
 {
     ctx_t *x = data;
     redisReply *r = reply;
-    int rc = reply_rc(status, r);
+    int rc = roost_reply_rc(status, r);
 
     if (rc == 0 && (r->type != REDIS_REPLY_INTEGER || r->integer < 0))
         rc = ROOST_EREDIS;

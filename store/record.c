@@ -10,52 +10,10 @@
 #include "proto/roost.pb-c.h"
 #include "store/error.h"
 #include "store/record.h"
+#include "store/unknown.h"
 
 #define HDR_MAX 128   /* longest possible header is ~120 bytes */
 #define SM_ID_MAX 256
-
-/* What roost_session_t.unknown points to: a private deep copy of the
- * protobuf-c unknown fields. */
-typedef struct {
-    size_t n;
-    ProtobufCMessageUnknownField *f;
-} unknown_t;
-
-static void unknown_free(unknown_t *u)
-{
-    if (!u)
-        return;
-    for (size_t i = 0; i < u->n; i++)
-        free(u->f[i].data);
-    free(u->f);
-    free(u);
-}
-
-static int unknown_dup(unknown_t **out, const ProtobufCMessageUnknownField *f, size_t n)
-{
-    *out = NULL;
-    if (n == 0)
-        return 0;
-    unknown_t *u = calloc(1, sizeof(*u));
-    if (!u)
-        return ROOST_ENOMEM;
-    u->f = calloc(n, sizeof(*u->f));
-    if (!u->f)
-        goto fail_u;
-    for (; u->n < n; u->n++) {
-        ProtobufCMessageUnknownField *d = &u->f[u->n];
-        *d = f[u->n];
-        d->data = malloc(f[u->n].len ? f[u->n].len : 1);
-        if (!d->data)
-            goto fail_u;
-        memcpy(d->data, f[u->n].data, f[u->n].len);
-    }
-    *out = u;
-    return 0;
-fail_u:
-    unknown_free(u);
-    return ROOST_ENOMEM;
-}
 
 int roost_session_node_id_valid(const char *id)
 {
@@ -89,7 +47,7 @@ static int fields_valid(const roost_session_t *s)
 int roost_session_encode(const roost_session_t *s, uint8_t **out, size_t *out_len)
 {
     Roost__SessionRecord m = ROOST__SESSION_RECORD__INIT;
-    const unknown_t *u = s->unknown;
+    const roost_unknown_t *u = s->unknown;
     char hdr[HDR_MAX];
     int hl;
 
@@ -258,8 +216,8 @@ int roost_session_decode(roost_session_t *s, const char *resource,
     }
     if (m->sm_id && m->sm_id[0] && !(s->sm_id = strdup(m->sm_id)))
         goto fail_s;
-    if (unknown_dup((unknown_t **)&s->unknown, m->base.unknown_fields,
-                    m->base.n_unknown_fields) < 0)
+    if (roost_unknown_dup((roost_unknown_t **)&s->unknown, m->base.unknown_fields,
+                          m->base.n_unknown_fields) < 0)
         goto fail_s;
     roost__session_record__free_unpacked(m, NULL);
     return 0;
@@ -273,7 +231,7 @@ fail_m:
 
 int roost_session_copy(roost_session_t *dst, const roost_session_t *src)
 {
-    const unknown_t *u = src->unknown;
+    const roost_unknown_t *u = src->unknown;
 
     *dst = *src;
     dst->resource = NULL;
@@ -300,7 +258,7 @@ int roost_session_copy(roost_session_t *dst, const roost_session_t *src)
     }
     if (src->sm_id && !(dst->sm_id = strdup(src->sm_id)))
         goto fail_dst;
-    if (u && unknown_dup((unknown_t **)&dst->unknown, u->f, u->n) < 0)
+    if (u && roost_unknown_dup((roost_unknown_t **)&dst->unknown, u->f, u->n) < 0)
         goto fail_dst;
     return 0;
 fail_dst:
@@ -318,6 +276,6 @@ void roost_session_clear(roost_session_t *s)
         free(s->directed[i]);
     free(s->directed);
     free(s->sm_id);
-    unknown_free(s->unknown);
+    roost_unknown_free(s->unknown);
     memset(s, 0, sizeof(*s));
 }

@@ -9,8 +9,10 @@
 #include "proto/roost.pb-c.h"
 #include "store/error.h"
 #include "store/keys.h"
+#include "store/reply.h"
 #include "store/roster.h"
 #include "store/store_int.h"
+#include "store/unknown.h"
 
 #define ITEM_VALUE_MAX (256u * 1024u)  /* one packed item, unknown fields included */
 #define ROSTER_READ_MAX 100000u        /* items one roster read accepts */
@@ -19,47 +21,6 @@
 #define MULTI_MAX 1024u                /* users of one sessions_multi */
 
 /* ---- codec -------------------------------------------------------------- */
-
-/* What roost_roster_item_t.unknown points to: a private deep copy of the
- * protobuf-c unknown fields, re-emitted verbatim by encode. */
-typedef struct {
-    size_t n;
-    ProtobufCMessageUnknownField *f;
-} unknown_t;
-
-static void unknown_free(unknown_t *u)
-{
-    if (!u)
-        return;
-    for (size_t i = 0; i < u->n; i++)
-        free(u->f[i].data);
-    free(u->f);
-    free(u);
-}
-
-static int unknown_dup(unknown_t **out, const ProtobufCMessageUnknownField *f, size_t n)
-{
-    *out = NULL;
-    if (n == 0)
-        return 0;
-    unknown_t *u = calloc(1, sizeof(*u));
-    if (!u)
-        return ROOST_ENOMEM;
-    if (!(u->f = calloc(n, sizeof(*u->f))))
-        goto fail_u;
-    for (; u->n < n; u->n++) {
-        ProtobufCMessageUnknownField *d = &u->f[u->n];
-        *d = f[u->n];
-        if (!(d->data = malloc(f[u->n].len ? f[u->n].len : 1)))
-            goto fail_u;
-        memcpy(d->data, f[u->n].data, f[u->n].len);
-    }
-    *out = u;
-    return 0;
-fail_u:
-    unknown_free(u);
-    return ROOST_ENOMEM;
-}
 
 static int jid_ok(const char *jid)
 {
@@ -86,7 +47,7 @@ static int item_valid(const char *jid, const char *name, char *const *groups, si
 int roost_roster_item_encode(const roost_roster_item_t *it, uint8_t **out, size_t *len)
 {
     Roost__RosterItem m = ROOST__ROSTER_ITEM__INIT;
-    const unknown_t *u;
+    const roost_unknown_t *u;
 
     if (!out || !len)
         return ROOST_EINVAL;
@@ -149,8 +110,8 @@ int roost_roster_item_decode(roost_roster_item_t *it, const uint8_t *buf, size_t
             if (!(it->groups[it->n_groups] = strdup(m->groups[it->n_groups])))
                 goto fail_it;
     }
-    if (unknown_dup((unknown_t **)&it->unknown, m->base.unknown_fields,
-                    m->base.n_unknown_fields) < 0)
+    if (roost_unknown_dup((roost_unknown_t **)&it->unknown, m->base.unknown_fields,
+                          m->base.n_unknown_fields) < 0)
         goto fail_it;
     roost__roster_item__free_unpacked(m, NULL);
     return 0;
@@ -164,7 +125,7 @@ fail_m:
 
 int roost_roster_item_copy(roost_roster_item_t *dst, const roost_roster_item_t *src)
 {
-    const unknown_t *u;
+    const roost_unknown_t *u;
 
     if (!dst || !src)
         return ROOST_EINVAL;
@@ -185,7 +146,7 @@ int roost_roster_item_copy(roost_roster_item_t *dst, const roost_roster_item_t *
                 && !(dst->groups[dst->n_groups] = strdup(src->groups[dst->n_groups])))
                 goto fail_dst;
     }
-    if (u && unknown_dup((unknown_t **)&dst->unknown, u->f, u->n) < 0)
+    if (u && roost_unknown_dup((roost_unknown_t **)&dst->unknown, u->f, u->n) < 0)
         goto fail_dst;
     return 0;
 fail_dst:
@@ -202,7 +163,7 @@ void roost_roster_item_clear(roost_roster_item_t *it)
     for (size_t i = 0; i < it->n_groups; i++)
         free(it->groups[i]);
     free(it->groups);
-    unknown_free(it->unknown);
+    roost_unknown_free(it->unknown);
     memset(it, 0, sizeof(*it));
 }
 
@@ -229,15 +190,6 @@ static ctx_t *ctx_new(void *data)
     if (x)
         x->data = data;
     return x;
-}
-
-static int reply_rc(int status, const redisReply *r)
-{
-    if (status < 0)
-        return status;
-    if (!r || r->type == REDIS_REPLY_ERROR)
-        return ROOST_EREDIS;
-    return 0;
 }
 
 /* A version as Redis hands it back: nil (never changed), an integer, or the
@@ -269,13 +221,6 @@ static int parse_ver(const redisReply *r, uint64_t *ver)
     return 0;
 }
 
-/* A hash field that names a JID: a string with no embedded NUL. */
-static int field_ok(const redisReply *f)
-{
-    return f->type == REDIS_REPLY_STRING && f->len > 0 && f->len <= ROOST_SESS_JID_MAX
-           && strlen(f->str) == f->len;
-}
-
 /* ---- reads -------------------------------------------------------------- */
 
 /* HGETALL plus the version in one script, so both come from one moment;
@@ -293,7 +238,7 @@ static void on_roster_get(int status, void *reply, void *data)
     roost_roster_item_t *items = NULL;
     size_t n = 0;
     uint64_t ver = 0;
-    int rc = reply_rc(status, r);
+    int rc = roost_reply_rc(status, r);
 
     if (rc == 0 && r->type == REDIS_REPLY_INTEGER)
         rc = r->integer == -1 ? ROOST_ELIMIT : ROOST_EREDIS;
@@ -309,7 +254,7 @@ static void on_roster_get(int status, void *reply, void *data)
         rc = ROOST_ENOMEM;
     for (size_t i = 0; rc == 0 && i + 1 < h->elements; i += 2) {
         const redisReply *f = h->element[i], *v = h->element[i + 1];
-        if (!field_ok(f) || v->type != REDIS_REPLY_STRING)
+        if (!roost_reply_jid(f) || v->type != REDIS_REPLY_STRING)
             continue;
         /* A corrupt item is skipped so the rest of the roster still works;
          * an item filed under another contact is corrupt too. */
@@ -429,7 +374,7 @@ static void on_item_get(int status, void *reply, void *data)
     roost_roster_item_t it;
     uint64_t ver = 0;
     int found = 0;
-    int rc = reply_rc(status, r);
+    int rc = roost_reply_rc(status, r);
 
     if (rc == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements != 2))
         rc = ROOST_EREDIS;
@@ -513,7 +458,7 @@ static void on_cas(int status, void *reply, void *data)
     roost_roster_item_t it;
     uint64_t ver = 0;
     int found = 0;
-    int rc = reply_rc(status, r);
+    int rc = roost_reply_rc(status, r);
 
     if (rc == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements < 1
                     || r->element[0]->type != REDIS_REPLY_INTEGER))
@@ -599,7 +544,7 @@ static void on_status(int status, void *reply, void *data)
 {
     ctx_t *x = data;
     redisReply *r = reply;
-    int rc = reply_rc(status, r);
+    int rc = roost_reply_rc(status, r);
 
     if (rc == 0 && r->type == REDIS_REPLY_INTEGER && r->integer == -1)
         rc = ROOST_ELIMIT;
@@ -670,7 +615,7 @@ static void on_subin_list(int status, void *reply, void *data)
     const char **contacts = NULL;
     const uint8_t **stanzas = NULL;
     size_t *lens = NULL, n = 0;
-    int rc = reply_rc(status, r);
+    int rc = roost_reply_rc(status, r);
 
     if (rc == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements % 2))
         rc = ROOST_EREDIS;
@@ -686,7 +631,7 @@ static void on_subin_list(int status, void *reply, void *data)
     }
     for (size_t i = 0; rc == 0 && i + 1 < r->elements; i += 2) {
         const redisReply *f = r->element[i], *v = r->element[i + 1];
-        if (!field_ok(f) || v->type != REDIS_REPLY_STRING || v->len == 0
+        if (!roost_reply_jid(f) || v->type != REDIS_REPLY_STRING || v->len == 0
             || v->len > SUBIN_STANZA_MAX)
             continue;
         contacts[n] = f->str;
@@ -743,7 +688,7 @@ static void on_multi(int status, void *reply, void *data)
     redisReply *r = reply;
     roost_session_t *recs = NULL;
     size_t *offs = NULL, *counts = NULL, total = 0, k = 0;
-    int rc = reply_rc(status, r);
+    int rc = roost_reply_rc(status, r);
 
     if (rc == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements != x->n))
         rc = ROOST_EREDIS;
@@ -761,18 +706,10 @@ static void on_multi(int status, void *reply, void *data)
             rc = ROOST_ENOMEM;
     }
     for (size_t i = 0; rc == 0 && i < x->n; i++) {
-        const redisReply *h = r->element[i];
         offs[i] = k;
-        for (size_t j = 0; j + 1 < h->elements; j += 2) {
-            const redisReply *f = h->element[j], *v = h->element[j + 1];
-            if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING
-                || strlen(f->str) != f->len)
-                continue;
-            /* A malformed record is skipped, as in roost_store_session_list. */
-            if (roost_session_decode(&recs[k], f->str, (const uint8_t *)v->str, v->len) == 0)
-                k++;
-        }
-        counts[i] = k - offs[i];
+        /* recs is NULL when no user has a session at all. */
+        counts[i] = recs ? roost_reply_sessions(r->element[i], recs + k) : 0;
+        k += counts[i];
     }
     x->cb.multi(rc, rc == 0 ? recs : NULL, rc == 0 ? offs : NULL, rc == 0 ? counts : NULL,
                 rc == 0 ? x->n : 0, x->data);

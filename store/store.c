@@ -14,6 +14,7 @@
 #include "store/cluster.h"
 #include "store/error.h"
 #include "store/keys.h"
+#include "store/reply.h"
 #include "store/scripts.h"
 #include "store/store.h"
 #include "store/store_int.h"
@@ -689,24 +690,14 @@ uint64_t roost_store_now_ms(void)
     return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
 }
 
-/* status for replies that only say "done" (or 1/0 where 0 means stale). */
-static int reply_status(int status, const redisReply *r)
-{
-    if (status < 0)
-        return status;
-    if (r->type == REDIS_REPLY_ERROR)
-        return ROOST_EREDIS;
-    return 0;
-}
-
 static void h_status(call_t *c, int status, redisReply *r)
 {
-    c->cb.status(reply_status(status, r), c->data);
+    c->cb.status(roost_reply_rc(status, r), c->data);
 }
 
 static void h_status_owned(call_t *c, int status, redisReply *r)
 {
-    int rc = reply_status(status, r);
+    int rc = roost_reply_rc(status, r);
     if (rc == 0 && (r->type != REDIS_REPLY_INTEGER || r->integer != 1))
         rc = r->type == REDIS_REPLY_INTEGER ? ROOST_ESTALE : ROOST_EREDIS;
     c->cb.status(rc, c->data);
@@ -714,16 +705,9 @@ static void h_status_owned(call_t *c, int status, redisReply *r)
 
 /* ---- node ------------------------------------------------------------ */
 
-static uint64_t now_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
-}
-
 static void h_register(call_t *c, int status, redisReply *r)
 {
-    int rc = reply_status(status, r);
+    int rc = roost_reply_rc(status, r);
     if (rc == 0 && (r->type != REDIS_REPLY_INTEGER || r->integer <= 0))
         rc = ROOST_EREDIS;
     if (rc == 0)
@@ -749,13 +733,12 @@ int roost_store_node_register(roost_store_t *st, roost_store_status_cb cb, void 
         return ROOST_ENOMEM;
     }
     c->cb.status = cb;
-    snprintf(now, sizeof(now), "%" PRIu64, now_ms());
+    snprintf(now, sizeof(now), "%" PRIu64, roost_store_now_ms());
     snprintf(lease, sizeof(lease), "%u", st->lease_ms);
     const char *a[] = { ROOST_KEY_EPOCH, ROOST_KEY_NODES, node, ROOST_KEY_NODEEPOCHS,
                         st->node_id, now, lease };
     size_t al[7];
-    for (int i = 0; i < 7; i++)
-        al[i] = strlen(a[i]);
+    roost_reply_arglens(a, al, 7);
     rc = script_send(st, c, ROOST_SCRIPT_REGISTER, 4, 7, a, al);
     free(node);
     return rc;
@@ -782,8 +765,7 @@ int roost_store_node_cleanup(roost_store_t *st, roost_store_status_cb cb, void *
     snprintf(ep, sizeof(ep), "%" PRIu64, st->epoch);
     const char *a[] = { ns, st->node_id, ep, ROOST_KEY_SESS_PREFIX, ROOST_KEY_SESS_SUFFIX };
     size_t al[5];
-    for (int i = 0; i < 5; i++)
-        al[i] = strlen(a[i]);
+    roost_reply_arglens(a, al, 5);
     rc = script_send(st, c, ROOST_SCRIPT_CLEANUP, 1, 5, a, al);
     free(ns);
     return rc;
@@ -825,7 +807,7 @@ fail_m:
 static void h_cred(call_t *c, int status, redisReply *r)
 {
     roost_scram_cred_t cred;
-    int rc = reply_status(status, r);
+    int rc = roost_reply_rc(status, r);
 
     if (rc == 0 && r->type == REDIS_REPLY_NIL) {
         c->cb.cred(0, NULL, c->data);
@@ -869,7 +851,7 @@ int roost_store_cred_get(roost_store_t *st, const char *bare, roost_hash_t hash,
 static void h_bind(call_t *c, int status, redisReply *r)
 {
     roost_session_t old;
-    int rc = reply_status(status, r);
+    int rc = roost_reply_rc(status, r);
 
     if (rc == 0 && r->type == REDIS_REPLY_INTEGER)
         rc = r->integer == -1 ? ROOST_ELIMIT : r->integer == -2 ? ROOST_ESTALE : ROOST_EREDIS;
@@ -1031,8 +1013,7 @@ int roost_store_session_unbind(roost_store_t *st, const char *bare, const char *
     snprintf(conn, sizeof(conn), "%" PRIu64, conn_id);
     const char *a[] = { sess, ns, resource, st->node_id, ep, conn, fj };
     size_t al[7];
-    for (int i = 0; i < 7; i++)
-        al[i] = strlen(a[i]);
+    roost_reply_arglens(a, al, 7);
     rc = script_send(st, c, ROOST_SCRIPT_UNBIND, 2, 7, a, al);
 fail_fj:
     free(fj);
@@ -1045,7 +1026,7 @@ fail_sess:
 
 static void h_sessions(call_t *c, int status, redisReply *r)
 {
-    int rc = reply_status(status, r);
+    int rc = roost_reply_rc(status, r);
     roost_session_t *recs = NULL;
     size_t n = 0;
 
@@ -1053,15 +1034,8 @@ static void h_sessions(call_t *c, int status, redisReply *r)
         rc = ROOST_EREDIS;
     if (rc == 0 && r->elements && !(recs = calloc(r->elements / 2, sizeof(*recs))))
         rc = ROOST_ENOMEM;
-    for (size_t i = 0; rc == 0 && i + 1 < r->elements; i += 2) {
-        const redisReply *f = r->element[i], *v = r->element[i + 1];
-        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING
-            || strlen(f->str) != f->len)
-            continue;
-        /* A malformed record is skipped, not fatal: the rest still route. */
-        if (roost_session_decode(&recs[n], f->str, (const uint8_t *)v->str, v->len) == 0)
-            n++;
-    }
+    if (rc == 0 && recs)
+        n = roost_reply_sessions(r, recs);
     c->cb.sessions(rc, rc == 0 ? recs : NULL, rc == 0 ? n : 0, c->data);
     for (size_t i = 0; i < n; i++)
         roost_session_clear(&recs[i]);
@@ -1095,7 +1069,7 @@ int roost_store_session_list(roost_store_t *st, const char *bare,
 static void h_session(call_t *c, int status, redisReply *r)
 {
     roost_session_t rec;
-    int rc = reply_status(status, r);
+    int rc = roost_reply_rc(status, r);
 
     if (rc == 0 && r->type == REDIS_REPLY_NIL) {
         c->cb.session(0, NULL, c->data);
@@ -1153,7 +1127,7 @@ int roost_store_subscribe(roost_store_t *st, roost_store_message_cb cb, void *da
 
 static void h_publish(call_t *c, int status, redisReply *r)
 {
-    int rc = reply_status(status, r);
+    int rc = roost_reply_rc(status, r);
     if (rc == 0 && r->type != REDIS_REPLY_INTEGER)
         rc = ROOST_EREDIS;
     c->cb.publish(rc, rc == 0 ? r->integer : 0, c->data);

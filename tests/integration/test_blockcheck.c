@@ -1,22 +1,16 @@
 /* The one-round-trip blocking check script (store/blockcheck.c) against a
  * real redis-server (tests/with-redis.sh): verdicts in both directions,
  * absent lists, full/bare/domain/domain-resource items. */
-#include <check.h>
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 
 #include "store/blockcheck.h"
 #include "store/error.h"
 #include "store/jid.h"
 #include "store/keys.h"
 #include "store/store.h"
-
-#define GUARD_MS 5000   /* a wait that takes longer than this has failed */
-
-static int port;
+#include "tests/integration/testutil.h"
 
 typedef struct {
     int n;
@@ -24,73 +18,15 @@ typedef struct {
     int verdict;
 } ctr_t;
 
-typedef struct {
-    int ups;
-} state_t;
-
-static void on_expire(uv_timer_t *t)
-{
-    *(int *)t->data = 1;
-}
-
-/* Runs the loop until *v >= want or the guard expires. */
-static int wait_for(uv_loop_t *loop, const int *v, int want)
-{
-    uv_timer_t guard;
-    int expired = 0;
-
-    uv_timer_init(loop, &guard);
-    guard.data = &expired;
-    uv_timer_start(&guard, on_expire, GUARD_MS, 0);
-    while (*v < want && !expired)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&guard, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    return *v >= want;
-}
-
-static void state_cb(int connected, void *data)
-{
-    state_t *s = data;
-    if (connected)
-        s->ups++;
-}
-
-static roost_store_t *open_store(uv_loop_t *loop, state_t *s)
-{
-    roost_store_opts_t o = { 0 };
-    o.host = "127.0.0.1";
-    o.port = port;
-    o.node_id = "blk";
-    o.timeout_ms = 2000;
-    roost_store_t *st = roost_store_new(loop, &o, state_cb, s);
-    ck_assert_ptr_nonnull(st);
-    ck_assert(wait_for(loop, &s->ups, 1));
-    return st;
-}
-
-static void close_all(uv_loop_t *loop, roost_store_t *st)
-{
-    roost_store_free(st);
-    uv_run(loop, UV_RUN_DEFAULT);
-    ck_assert_int_eq(uv_loop_close(loop), 0);
-}
-
 /* Sets bare's list to the given items (NULL-terminated), or deletes it. */
 static void set_list(const char *bare, const char *const *items)
 {
-    redisContext *c = redisConnect("127.0.0.1", port);
-    ck_assert_ptr_nonnull(c);
-    ck_assert_int_eq(c->err, 0);
+    redisContext *c = sync_conn();
     char *key = roost_key_block(bare);
     ck_assert_ptr_nonnull(key);
-    freeReplyObject(redisCommand(c, "DEL %s", key));
-    for (size_t i = 0; items && items[i]; i++) {
-        redisReply *r = redisCommand(c, "SADD %s %s", key, items[i]);
-        ck_assert_ptr_nonnull(r);
-        ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
-        freeReplyObject(r);
-    }
+    sync_int(c, "DEL %s", key);
+    for (size_t i = 0; items && items[i]; i++)
+        sync_int(c, "SADD %s %s", key, items[i]);
     free(key);
     redisFree(c);
 }
@@ -127,7 +63,7 @@ START_TEST(absent_lists)
     uv_loop_t loop;
     state_t s = { 0 };
     uv_loop_init(&loop);
-    roost_store_t *st = open_store(&loop, &s);
+    roost_store_t *st = store_up(&loop, "blk", &s);
     set_list("a1@d.org", NULL);
     set_list("b1@d.org", NULL);
     ck_assert_int_eq(verdict(&loop, st, "a1@d.org/r", "b1@d.org"), ROOST_BLOCKCHECK_NONE);
@@ -146,7 +82,7 @@ START_TEST(sender_blocked_recipient)
     uv_loop_t loop;
     state_t s = { 0 };
     uv_loop_init(&loop);
-    roost_store_t *st = open_store(&loop, &s);
+    roost_store_t *st = store_up(&loop, "blk", &s);
     set_list("b2@d.org", NULL);
 
     const char *bare[] = { "b2@d.org", NULL };
@@ -182,7 +118,7 @@ START_TEST(recipient_blocked_sender)
     uv_loop_t loop;
     state_t s = { 0 };
     uv_loop_init(&loop);
-    roost_store_t *st = open_store(&loop, &s);
+    roost_store_t *st = store_up(&loop, "blk", &s);
     set_list("a3@d.org", NULL);
 
     const char *bare[] = { "a3@d.org", NULL };
@@ -224,7 +160,7 @@ START_TEST(bad_args_no_callback)
     ctr_t c = { 0 };
     roost_jid_t a, dom;
     uv_loop_init(&loop);
-    roost_store_t *st = open_store(&loop, &s);
+    roost_store_t *st = store_up(&loop, "blk", &s);
     ck_assert_int_eq(roost_jid_parse(&a, "a@d.org", 7), 0);
     ck_assert_int_eq(roost_jid_parse(&dom, "d.org", 5), 0);
     ck_assert_int_eq(roost_store_blockcheck(st, &a, &dom, check_cb, &c), ROOST_EINVAL);
@@ -246,7 +182,7 @@ START_TEST(cancel_runs_once)
     ctr_t c = { 0 };
     roost_jid_t a, b;
     uv_loop_init(&loop);
-    roost_store_t *st = open_store(&loop, &s);
+    roost_store_t *st = store_up(&loop, "blk", &s);
     ck_assert_int_eq(roost_jid_parse(&a, "a5@d.org/r", 10), 0);
     ck_assert_int_eq(roost_jid_parse(&b, "b5@d.org", 8), 0);
     ck_assert_int_eq(roost_store_blockcheck(st, &a, &b, check_cb, &c), 0);
@@ -261,12 +197,8 @@ END_TEST
 
 int main(void)
 {
-    const char *p = getenv("ROOST_TEST_REDIS_PORT");
-    if (!p) {
-        fprintf(stderr, "ROOST_TEST_REDIS_PORT not set (run under tests/with-redis.sh)\n");
+    if (redis_port_init() < 0)
         return 77;
-    }
-    port = atoi(p);
 
     Suite *s = suite_create("blockcheck");
     TCase *tc = tcase_create("redis");
@@ -277,9 +209,5 @@ int main(void)
     tcase_add_test(tc, bad_args_no_callback);
     tcase_add_test(tc, cancel_runs_once);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

@@ -1,20 +1,14 @@
 /* store/cluster against a real redis-server (tests/with-redis.sh): fenced
  * lease renewal, zombie writes refused, reaping a dead node's sessions only,
  * and the reap lock. */
-#include <check.h>
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 
 #include "store/cluster.h"
 #include "store/error.h"
 #include "store/store.h"
-
-#define GUARD_MS 5000
-
-static int port;
+#include "tests/integration/testutil.h"
 
 typedef struct {
     int n;
@@ -24,32 +18,6 @@ typedef struct {
     char got[8][128];    /* full JIDs reported by a reap or node ids */
     size_t ngot;
 } ctr_t;
-
-static void on_expire(uv_timer_t *t)
-{
-    *(int *)t->data = 1;
-}
-
-static int wait_for(uv_loop_t *loop, const int *v, int want)
-{
-    uv_timer_t guard;
-    int expired = 0;
-
-    uv_timer_init(loop, &guard);
-    guard.data = &expired;
-    uv_timer_start(&guard, on_expire, GUARD_MS, 0);
-    while (*v < want && !expired)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&guard, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    return *v >= want;
-}
-
-static void state_cb(int connected, void *data)
-{
-    if (connected)
-        ++*(int *)data;
-}
 
 static void status_cb(int status, void *data)
 {
@@ -88,32 +56,6 @@ static void reap_cb(int status, const roost_cluster_reaped_t *recs, size_t n, in
     }
 }
 
-static redisContext *sync_conn(void)
-{
-    redisContext *c = redisConnect("127.0.0.1", port);
-    ck_assert_ptr_nonnull(c);
-    ck_assert_int_eq(c->err, 0);
-    return c;
-}
-
-static long long sync_int(redisContext *c, const char *cmd)
-{
-    redisReply *r = redisCommand(c, cmd);
-    ck_assert_ptr_nonnull(r);
-    ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
-    long long v = r->integer;
-    freeReplyObject(r);
-    return v;
-}
-
-static void sync_cmd(redisContext *c, const char *cmd)
-{
-    redisReply *r = redisCommand(c, cmd);
-    ck_assert_ptr_nonnull(r);
-    ck_assert_msg(r->type != REDIS_REPLY_ERROR, "%s: %s", cmd, r->str);
-    freeReplyObject(r);
-}
-
 /* The owner node id in the header of a stored session value. */
 static void owner_of(redisContext *c, const char *key, const char *field, char *out, size_t n)
 {
@@ -129,18 +71,18 @@ static void owner_of(redisContext *c, const char *key, const char *field, char *
     freeReplyObject(r);
 }
 
-static roost_store_t *registered(uv_loop_t *loop, const char *node, int *ups)
+static roost_store_t *registered(uv_loop_t *loop, const char *node, state_t *s)
 {
     roost_store_opts_t o = { 0 };
     ctr_t c = { 0 };
 
-    o.port = port;
+    o.port = redis_port;
     o.node_id = node;
     o.lease_ms = 10000;
-    roost_store_t *st = roost_store_new(loop, &o, state_cb, ups);
+    roost_store_t *st = roost_store_new(loop, &o, state_cb, s);
     ck_assert_ptr_nonnull(st);
-    int want = *ups + 1;
-    ck_assert(wait_for(loop, ups, want));
+    int want = s->ups + 1;
+    ck_assert(wait_for(loop, &s->ups, want));
     ck_assert_int_eq(roost_store_node_register(st, status_cb, &c), 0);
     ck_assert(wait_for(loop, &c.n, 1));
     ck_assert_int_eq(c.status, 0);
@@ -173,19 +115,10 @@ static int do_bind(uv_loop_t *loop, roost_store_t *st, const char *bare, const c
     return c.status;
 }
 
-static void close_all(uv_loop_t *loop, roost_store_t *a, roost_store_t *b)
+static void close_both(uv_loop_t *loop, roost_store_t *a, roost_store_t *b)
 {
     roost_store_free(a);
-    roost_store_free(b);
-    uv_run(loop, UV_RUN_DEFAULT);
-    ck_assert_int_eq(uv_loop_close(loop), 0);
-}
-
-static void flushall(void)
-{
-    redisContext *c = sync_conn();
-    sync_cmd(c, "FLUSHALL");
-    redisFree(c);
+    close_all(loop, b);
 }
 
 START_TEST(lease_format_parse)
@@ -216,12 +149,12 @@ END_TEST
 START_TEST(renew_fenced)
 {
     uv_loop_t loop;
-    int ups = 0;
+    state_t s = { 0 };
     char q[128];
 
     flushall();
     uv_loop_init(&loop);
-    roost_store_t *a = registered(&loop, "c1", &ups);
+    roost_store_t *a = registered(&loop, "c1", &s);
     ck_assert_int_eq(renew(&loop, a), 0);
     redisContext *c = sync_conn();
     redisReply *r = redisCommand(c, "GET roost:node:c1");
@@ -241,7 +174,7 @@ START_TEST(renew_fenced)
 
     /* A newer incarnation of the same id holds it: refused, and its lease
      * is left alone. */
-    roost_store_t *b = registered(&loop, "c1", &ups);
+    roost_store_t *b = registered(&loop, "c1", &s);
     ck_assert_uint_gt(roost_store_node_epoch(b), roost_store_node_epoch(a));
     ck_assert_int_eq(renew(&loop, a), ROOST_ESTALE);
     ck_assert_int_eq(renew(&loop, b), 0);
@@ -258,21 +191,21 @@ START_TEST(renew_fenced)
     ck_assert_int_eq(renew(&loop, b), 0);
     ck_assert_int_ge(sync_int(c, "INCR roost:epoch"), (long long)roost_store_node_epoch(b) + 1);
     redisFree(c);
-    close_all(&loop, a, b);
+    close_both(&loop, a, b);
 }
 END_TEST
 
 START_TEST(zombie_write_refused)
 {
     uv_loop_t loop;
-    int ups = 0;
+    state_t s = { 0 };
     char owner[80];
 
     flushall();
     uv_loop_init(&loop);
-    roost_store_t *a = registered(&loop, "z1", &ups);
+    roost_store_t *a = registered(&loop, "z1", &s);
     ck_assert_int_eq(do_bind(&loop, a, "zed@localhost", "r", 1), 0);
-    roost_store_t *b = registered(&loop, "z1", &ups);    /* a's lease replaced */
+    roost_store_t *b = registered(&loop, "z1", &s);    /* a's lease replaced */
     ck_assert_int_eq(do_bind(&loop, a, "zed@localhost", "r", 2), ROOST_ESTALE);
     ck_assert_int_eq(do_bind(&loop, a, "zed@localhost", "new", 3), ROOST_ESTALE);
 
@@ -297,7 +230,7 @@ START_TEST(zombie_write_refused)
     sync_cmd(c, "DEL roost:node:z1");
     ck_assert_int_eq(do_bind(&loop, b, "zed@localhost", "r", 8), ROOST_ESTALE);
     redisFree(c);
-    close_all(&loop, a, b);
+    close_both(&loop, a, b);
 }
 END_TEST
 
@@ -312,13 +245,13 @@ static int has(const ctr_t *c, const char *s)
 START_TEST(reap_dead_node_only)
 {
     uv_loop_t loop;
-    int ups = 0;
+    state_t s = { 0 };
     char owner[80];
 
     flushall();
     uv_loop_init(&loop);
-    roost_store_t *dead = registered(&loop, "dA", &ups);
-    roost_store_t *live = registered(&loop, "dB", &ups);
+    roost_store_t *dead = registered(&loop, "dA", &s);
+    roost_store_t *live = registered(&loop, "dB", &s);
     ck_assert_int_eq(do_bind(&loop, dead, "u1@localhost", "a", 1), 0);
     ck_assert_int_eq(do_bind(&loop, dead, "u2@localhost", "b", 2), 0);
     ck_assert_int_eq(do_bind(&loop, dead, "u2@localhost", "c/with/slash", 3), 0);
@@ -389,20 +322,20 @@ START_TEST(reap_dead_node_only)
     /* The reaped node cannot take its lease back under the old epoch. */
     ck_assert_int_eq(renew(&loop, dead), ROOST_ESTALE);
     redisFree(c);
-    close_all(&loop, dead, live);
+    close_both(&loop, dead, live);
 }
 END_TEST
 
 START_TEST(self_reap_earlier_epochs)
 {
     uv_loop_t loop;
-    int ups = 0;
+    state_t s = { 0 };
 
     flushall();
     uv_loop_init(&loop);
-    roost_store_t *old = registered(&loop, "s1", &ups);
+    roost_store_t *old = registered(&loop, "s1", &s);
     ck_assert_int_eq(do_bind(&loop, old, "v@localhost", "old", 1), 0);
-    roost_store_t *cur = registered(&loop, "s1", &ups);
+    roost_store_t *cur = registered(&loop, "s1", &s);
     ck_assert_int_eq(do_bind(&loop, cur, "v@localhost", "new", 2), 0);
     uint64_t ep = roost_store_node_epoch(cur);
 
@@ -440,18 +373,14 @@ START_TEST(self_reap_earlier_epochs)
     ck_assert_int_eq(r->type, REDIS_REPLY_NIL);
     freeReplyObject(r);
     redisFree(c);
-    close_all(&loop, old, cur);
+    close_both(&loop, old, cur);
 }
 END_TEST
 
 int main(void)
 {
-    const char *p = getenv("ROOST_TEST_REDIS_PORT");
-    if (!p) {
-        fprintf(stderr, "run under tests/with-redis.sh\n");
+    if (redis_port_init() < 0)
         return 77;
-    }
-    port = atoi(p);
     Suite *s = suite_create("cluster");
     TCase *tc = tcase_create("store");
     tcase_set_timeout(tc, 30);
@@ -461,9 +390,5 @@ int main(void)
     tcase_add_test(tc, reap_dead_node_only);
     tcase_add_test(tc, self_reap_earlier_epochs);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

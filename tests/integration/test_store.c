@@ -1,21 +1,15 @@
 /* libroost-store against a real redis-server (tests/with-redis.sh): every
  * async call's callback is counted and must run exactly once. */
-#include <check.h>
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 
 #include "proto/roost.pb-c.h"
 #include "store/admin.h"
 #include "store/error.h"
 #include "store/keys.h"
 #include "store/store.h"
-
-#define GUARD_MS 5000   /* a wait that takes longer than this has failed */
-
-static int port;
+#include "tests/integration/testutil.h"
 
 /* ---- harness ------------------------------------------------------------ */
 
@@ -30,91 +24,6 @@ typedef struct {
     uint8_t msg[256];
     size_t msg_len;
 } ctr_t;
-
-typedef struct {
-    int ups, downs, last;
-} state_t;
-
-static void on_expire(uv_timer_t *t)
-{
-    *(int *)t->data = 1;
-}
-
-/* Runs the loop until *v >= want or the guard expires; returns *v >= want. */
-static int wait_for(uv_loop_t *loop, const int *v, int want)
-{
-    uv_timer_t guard;
-    int expired = 0;
-
-    uv_timer_init(loop, &guard);
-    guard.data = &expired;
-    uv_timer_start(&guard, on_expire, GUARD_MS, 0);
-    while (*v < want && !expired)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&guard, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    return *v >= want;
-}
-
-static void state_cb(int connected, void *data)
-{
-    state_t *s = data;
-    s->last = connected;
-    if (connected)
-        s->ups++;
-    else
-        s->downs++;
-}
-
-static roost_store_t *open_store(uv_loop_t *loop, const char *node, unsigned timeout_ms,
-                                 state_t *s)
-{
-    roost_store_opts_t o = { 0 };
-    o.host = "127.0.0.1";
-    o.port = port;
-    o.node_id = node;
-    o.timeout_ms = timeout_ms;
-    o.reconnect_min_ms = 20;
-    o.reconnect_max_ms = 200;
-    roost_store_t *st = roost_store_new(loop, &o, state_cb, s);
-    ck_assert_ptr_nonnull(st);
-    return st;
-}
-
-/* Frees the store, lets libuv close everything, and checks nothing leaked
- * a handle (uv_loop_close fails with EBUSY otherwise). */
-static void close_all(uv_loop_t *loop, roost_store_t *st)
-{
-    roost_store_free(st);
-    uv_run(loop, UV_RUN_DEFAULT);
-    ck_assert_int_eq(uv_loop_close(loop), 0);
-}
-
-static redisContext *sync_conn(void)
-{
-    redisContext *c = redisConnect("127.0.0.1", port);
-    ck_assert_ptr_nonnull(c);
-    ck_assert_int_eq(c->err, 0);
-    return c;
-}
-
-static void sync_cmd(redisContext *c, const char *cmd)
-{
-    redisReply *r = redisCommand(c, cmd);
-    ck_assert_ptr_nonnull(r);
-    ck_assert_msg(r->type != REDIS_REPLY_ERROR, "%s: %s", cmd, r->str);
-    freeReplyObject(r);
-}
-
-static long long sync_int(redisContext *c, const char *cmd)
-{
-    redisReply *r = redisCommand(c, cmd);
-    ck_assert_ptr_nonnull(r);
-    ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
-    long long v = r->integer;
-    freeReplyObject(r);
-    return v;
-}
 
 static void status_cb(int status, void *data)
 {
@@ -204,8 +113,7 @@ static void mkrec(roost_session_t *r, const char *node, uint64_t epoch, uint64_t
 /* Connected store for node; registered so it has an epoch. */
 static roost_store_t *ready_store(uv_loop_t *loop, const char *node, state_t *s)
 {
-    roost_store_t *st = open_store(loop, node, 2000, s);
-    ck_assert(wait_for(loop, &s->ups, 1));
+    roost_store_t *st = store_up(loop, node, s);
     ctr_t c = { 0 };
     ck_assert_int_eq(roost_store_node_register(st, status_cb, &c), 0);
     ck_assert(wait_for(loop, &c.n, 1));
@@ -222,24 +130,6 @@ static void bind_ok(uv_loop_t *loop, roost_store_t *st, const char *bare,
     ck_assert(wait_for(loop, &c->n, 1));
 }
 
-/* Binds are fenced by the owner's lease (store/cluster.h): a test that
- * writes records of a node it did not register gives that node a lease. */
-static void fake_lease(const char *node, unsigned long long epoch)
-{
-    redisContext *c = sync_conn();
-    redisReply *r = redisCommand(c, "SET roost:node:%s epoch=%llu PX 60000", node, epoch);
-    ck_assert_ptr_nonnull(r);
-    freeReplyObject(r);
-    redisFree(c);
-}
-
-static void flushall(void)
-{
-    redisContext *c = sync_conn();
-    sync_cmd(c, "FLUSHALL");
-    redisFree(c);
-}
-
 /* ---- tests ---------------------------------------------------------------- */
 
 START_TEST(connect_and_state)
@@ -247,7 +137,7 @@ START_TEST(connect_and_state)
     uv_loop_t loop;
     state_t s = { 0 };
     uv_loop_init(&loop);
-    roost_store_t *st = open_store(&loop, "n1", 2000, &s);
+    roost_store_t *st = store_open(&loop, "n1", 2000, &s);
     ck_assert_int_eq(roost_store_connected(st), 0);
     ck_assert_str_eq(roost_store_node_id(st), "n1");
     ck_assert(wait_for(&loop, &s.ups, 1));
@@ -311,7 +201,7 @@ START_TEST(cred_via_admin)
     ctr_t c1 = { 0 }, c256 = { 0 }, none = { 0 }, bad = { 0 };
 
     flushall();
-    snprintf(url, sizeof(url), "redis://127.0.0.1:%d", port);
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d", redis_port);
     ck_assert_int_eq(roost_admin_url_parse(url, &u), 0);
     ck_assert_int_eq(roost_admin_connect(&u, 2000, &a, err, sizeof(err)), 0);
     roost_admin_url_clear(&u);
@@ -320,8 +210,7 @@ START_TEST(cred_via_admin)
     ck_assert_int_eq(roost_admin_user_add(a, &jid, "other", 5), ROOST_ECONFLICT);
 
     uv_loop_init(&loop);
-    roost_store_t *st = open_store(&loop, "n1", 2000, &s);
-    ck_assert(wait_for(&loop, &s.ups, 1));
+    roost_store_t *st = store_up(&loop, "n1", &s);
     ck_assert_int_eq(roost_store_cred_get(st, "alice@localhost", ROOST_HASH_SHA1, cred_cb, &c1), 0);
     ck_assert_int_eq(roost_store_cred_get(st, "alice@localhost", ROOST_HASH_SHA256, cred_cb, &c256), 0);
     ck_assert_int_eq(roost_store_cred_get(st, "nobody@localhost", ROOST_HASH_SHA256, cred_cb, &none), 0);
@@ -409,7 +298,7 @@ START_TEST(bind_list_get)
     roost_redis_url_t u;
     roost_admin_t *a;
     char url[64];
-    snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", port);
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", redis_port);
     ck_assert_int_eq(roost_admin_url_parse(url, &u), 0);
     ck_assert_int_eq(roost_admin_connect(&u, 2000, &a, NULL, 0), 0);
     roost_admin_url_clear(&u);
@@ -580,7 +469,7 @@ START_TEST(pubsub_binary)
     static const uint8_t payload[] = { 0x00, 'r', 0xff, '\n', 0x00, '*', '3', '\r', '\n' };
 
     uv_loop_init(&loop);
-    roost_store_t *st = open_store(&loop, "n1", 2000, &s);
+    roost_store_t *st = store_open(&loop, "n1", 2000, &s);
     ck_assert_int_eq(roost_store_subscribe(st, message_cb, &m), 0);
     ck_assert_int_eq(roost_store_subscribe(st, message_cb, &m), ROOST_EINVAL);
     ck_assert(wait_for(&loop, &s.ups, 1));
@@ -609,7 +498,7 @@ START_TEST(timeout_fires_once)
     const char *pargv[] = { "PING" };
 
     uv_loop_init(&loop);
-    roost_store_t *st = open_store(&loop, "n1", 200, &s);
+    roost_store_t *st = store_open(&loop, "n1", 200, &s);
     ck_assert(wait_for(&loop, &s.ups, 1));
     redisContext *c = sync_conn();
     sync_cmd(c, "CLIENT PAUSE 1000 ALL");
@@ -641,8 +530,7 @@ START_TEST(free_cancels_pending)
     const char *argv[] = { "GET", "x" };
 
     uv_loop_init(&loop);
-    roost_store_t *st = open_store(&loop, "n1", 2000, &s);
-    ck_assert(wait_for(&loop, &s.ups, 1));
+    roost_store_t *st = store_up(&loop, "n1", &s);
     mkrec(&r, "n1", 1, 1, "r");
     ck_assert_int_eq(roost_store_command(st, 2, argv, NULL, reply_cb, &a), 0);
     ck_assert_int_eq(roost_store_session_bind(st, "f@localhost", &r, 3, bind_cb, &b), 0);
@@ -676,7 +564,7 @@ START_TEST(reconnect_restores_subscription)
     ctr_t m = { 0 }, p = { 0 };
 
     uv_loop_init(&loop);
-    roost_store_t *st = open_store(&loop, "n7", 2000, &s);
+    roost_store_t *st = store_open(&loop, "n7", 2000, &s);
     ck_assert_int_eq(roost_store_subscribe(st, message_cb, &m), 0);
     ck_assert(wait_for(&loop, &s.ups, 1));
     redisContext *c = sync_conn();
@@ -735,14 +623,14 @@ START_TEST(user_del_kicks_sessions)
 
     flushall();
     uv_loop_init(&loop);
-    roost_store_t *st = open_store(&loop, "n3", 2000, &s);
+    roost_store_t *st = store_open(&loop, "n3", 2000, &s);
     ck_assert_int_eq(roost_store_subscribe(st, message_cb, &m), 0);
     ck_assert(wait_for(&loop, &s.ups, 1));
     fake_lease("n3", 0);
     mkrec(&r, "n3", 0, 77, "laptop");
     bind_ok(&loop, st, "hank@localhost", &r, 3, &b);
 
-    snprintf(url, sizeof(url), "redis://127.0.0.1:%d", port);
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d", redis_port);
     ck_assert_int_eq(roost_admin_url_parse(url, &u), 0);
     ck_assert_int_eq(roost_admin_connect(&u, 2000, &a, NULL, 0), 0);
     roost_admin_url_clear(&u);
@@ -789,8 +677,7 @@ START_TEST(free_inside_callback)
     const char *argv[] = { "PING" };
 
     uv_loop_init(&loop);
-    free_me = open_store(&loop, "n1", 2000, &s);
-    ck_assert(wait_for(&loop, &s.ups, 1));
+    free_me = store_up(&loop, "n1", &s);
     ck_assert_int_eq(roost_store_command(free_me, 1, argv, NULL, free_in_cb, &a), 0);
     ck_assert_int_eq(roost_store_command(free_me, 1, argv, NULL, reply_cb, &b), 0);
     ck_assert_int_eq(roost_store_command(free_me, 1, argv, NULL, reply_cb, &c), 0);
@@ -836,12 +723,8 @@ END_TEST
 
 int main(void)
 {
-    const char *p = getenv("ROOST_TEST_REDIS_PORT");
-    if (!p) {
-        fprintf(stderr, "ROOST_TEST_REDIS_PORT not set (run under tests/with-redis.sh)\n");
+    if (redis_port_init() < 0)
         return 77;
-    }
-    port = atoi(p);
 
     Suite *s = suite_create("store");
     TCase *tc = tcase_create("redis");
@@ -862,9 +745,5 @@ int main(void)
     tcase_add_test(tc, user_del_kicks_sessions);
     tcase_add_test(tc, free_inside_callback);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

@@ -1,12 +1,9 @@
 /* Roster, pending subscriptions, multi-user sessions, offline messages and
  * block lists against a real redis-server (tests/with-redis.sh). Every
  * callback is counted and must run exactly once. */
-#include <check.h>
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 
 #include "proto/roost.pb-c.h"
 #include "store/blocklist.h"
@@ -14,11 +11,9 @@
 #include "store/offline.h"
 #include "store/roster.h"
 #include "store/store.h"
+#include "tests/integration/testutil.h"
 
-#define GUARD_MS 5000   /* a wait that takes longer than this has failed */
 #define SLOTS 8
-
-static int port;
 
 /* ---- harness ------------------------------------------------------------ */
 
@@ -51,91 +46,6 @@ static void ctr_clear(ctr_t *c)
         free(c->res[i]);
     }
     memset(c, 0, sizeof(*c));
-}
-
-typedef struct {
-    int ups;
-} state_t;
-
-static void on_expire(uv_timer_t *t)
-{
-    *(int *)t->data = 1;
-}
-
-static int wait_for(uv_loop_t *loop, const int *v, int want)
-{
-    uv_timer_t guard;
-    int expired = 0;
-
-    uv_timer_init(loop, &guard);
-    guard.data = &expired;
-    uv_timer_start(&guard, on_expire, GUARD_MS, 0);
-    while (*v < want && !expired)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&guard, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    return *v >= want;
-}
-
-static void state_cb(int connected, void *data)
-{
-    if (connected)
-        ((state_t *)data)->ups++;
-}
-
-static roost_store_t *ready_store(uv_loop_t *loop, state_t *s)
-{
-    roost_store_opts_t o = { 0 };
-    o.host = "127.0.0.1";
-    o.port = port;
-    o.node_id = "n1";
-    o.timeout_ms = 2000;
-    o.reconnect_min_ms = 20;
-    o.reconnect_max_ms = 200;
-    roost_store_t *st = roost_store_new(loop, &o, state_cb, s);
-    ck_assert_ptr_nonnull(st);
-    ck_assert(wait_for(loop, &s->ups, 1));
-    return st;
-}
-
-static void close_all(uv_loop_t *loop, roost_store_t *st)
-{
-    roost_store_free(st);
-    uv_run(loop, UV_RUN_DEFAULT);
-    ck_assert_int_eq(uv_loop_close(loop), 0);
-}
-
-static redisContext *sync_conn(void)
-{
-    redisContext *c = redisConnect("127.0.0.1", port);
-    ck_assert_ptr_nonnull(c);
-    ck_assert_int_eq(c->err, 0);
-    return c;
-}
-
-static void sync_cmd(redisContext *c, const char *cmd)
-{
-    redisReply *r = redisCommand(c, cmd);
-    ck_assert_ptr_nonnull(r);
-    ck_assert_msg(r->type != REDIS_REPLY_ERROR, "%s: %s", cmd, r->str);
-    freeReplyObject(r);
-}
-
-static long long sync_int(redisContext *c, const char *cmd)
-{
-    redisReply *r = redisCommand(c, cmd);
-    ck_assert_ptr_nonnull(r);
-    ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
-    long long v = r->integer;
-    freeReplyObject(r);
-    return v;
-}
-
-static void flushall(void)
-{
-    redisContext *c = sync_conn();
-    sync_cmd(c, "FLUSHALL");
-    redisFree(c);
 }
 
 /* ---- callbacks ---------------------------------------------------------- */
@@ -293,7 +203,7 @@ START_TEST(roster_cas_cycle)
 
     flushall();
     uv_loop_init(&loop);
-    roost_store_t *st = ready_store(&loop, &s);
+    roost_store_t *st = store_up(&loop, "n1", &s);
 
     roster_get(&loop, st, &c);
     ck_assert_int_eq(c.status, 0);
@@ -383,7 +293,7 @@ START_TEST(roster_limit)
 
     flushall();
     uv_loop_init(&loop);
-    roost_store_t *st = ready_store(&loop, &s);
+    roost_store_t *st = store_up(&loop, "n1", &s);
     roost_roster_item_t a = mkitem("a@localhost", NULL, ROOST_SUB_NONE);
     roost_roster_item_t b = mkitem("b@localhost", NULL, ROOST_SUB_NONE);
     roost_roster_item_t cc = mkitem("c@localhost", NULL, ROOST_SUB_NONE);
@@ -431,7 +341,7 @@ START_TEST(roster_unknown_fields_and_corrupt)
     sync_cmd(rc, "SET roost:rosterver:{alice@localhost} 41");
 
     uv_loop_init(&loop);
-    roost_store_t *st = ready_store(&loop, &s);
+    roost_store_t *st = store_up(&loop, "n1", &s);
     roster_get(&loop, st, &c);
     ck_assert_int_eq(c.status, 0);
     ck_assert_uint_eq(c.nitems, 1);   /* the corrupt one is skipped */
@@ -506,7 +416,7 @@ START_TEST(subin_put_del_list)
 
     flushall();
     uv_loop_init(&loop);
-    roost_store_t *st = ready_store(&loop, &s);
+    roost_store_t *st = store_up(&loop, "n1", &s);
     subin_list(&loop, st, &c);
     ck_assert_uint_eq(c.nstrs, 0);
 
@@ -568,11 +478,7 @@ static void bind_ok(uv_loop_t *loop, roost_store_t *st, const char *bare, const 
     roost_session_t r;
     ctr_t c = { 0 };
 
-    /* Binds are fenced by the owner's lease (store/cluster.h): give the
-     * fake node "n1" one at epoch 1. */
-    redisContext *rc = sync_conn();
-    sync_cmd(rc, "SET roost:node:n1 epoch=1 PX 60000");
-    redisFree(rc);
+    fake_lease("n1", 1);
 
     memset(&r, 0, sizeof(r));
     strcpy(r.node_id, "n1");
@@ -593,7 +499,7 @@ START_TEST(sessions_multi_users)
 
     flushall();
     uv_loop_init(&loop);
-    roost_store_t *st = ready_store(&loop, &s);
+    roost_store_t *st = store_up(&loop, "n1", &s);
     bind_ok(&loop, st, "alice@localhost", "phone");
     bind_ok(&loop, st, "alice@localhost", "pc");
     bind_ok(&loop, st, "carol@localhost", "tab");
@@ -669,7 +575,7 @@ START_TEST(offline_push_take)
 
     flushall();
     uv_loop_init(&loop);
-    roost_store_t *st = ready_store(&loop, &s);
+    roost_store_t *st = store_up(&loop, "n1", &s);
     ck_assert_int_eq(offline_count(&loop, st), 0);
     for (int i = 0; i < 3; i++) {
         push(&loop, st, msgs[i], 1700000000000ull + (uint64_t)i, 3, &c);
@@ -745,7 +651,7 @@ START_TEST(blocklist_cycle)
 
     flushall();
     uv_loop_init(&loop);
-    roost_store_t *st = ready_store(&loop, &s);
+    roost_store_t *st = store_up(&loop, "n1", &s);
     block_get(&loop, st, &c);
     ck_assert_uint_eq(c.nstrs, 0);
 
@@ -812,7 +718,7 @@ START_TEST(noscript_fallback)
 
     flushall();
     uv_loop_init(&loop);
-    roost_store_t *st = ready_store(&loop, &s);
+    roost_store_t *st = store_up(&loop, "n1", &s);
     /* Load every script once, then make Redis forget them. */
     roster_get(&loop, st, &g);
     roost_roster_item_t a = mkitem("bob@localhost", NULL, ROOST_SUB_NONE);
@@ -880,7 +786,7 @@ START_TEST(free_cancels_once)
 
     flushall();
     uv_loop_init(&loop);
-    roost_store_t *st = ready_store(&loop, &s);
+    roost_store_t *st = store_up(&loop, "n1", &s);
     ck_assert_int_eq(roost_store_roster_get(st, "alice@localhost", roster_cb, &g), 0);
     ck_assert_int_eq(roost_store_offline_count(st, "alice@localhost", count_cb, &p), 0);
     ck_assert_int_eq(roost_store_blocklist_get(st, "alice@localhost", block_cb, &b), 0);
@@ -899,12 +805,8 @@ END_TEST
 
 int main(void)
 {
-    const char *p = getenv("ROOST_TEST_REDIS_PORT");
-    if (!p) {
-        fprintf(stderr, "ROOST_TEST_REDIS_PORT not set (run under tests/with-redis.sh)\n");
+    if (redis_port_init() < 0)
         return 77;
-    }
-    port = atoi(p);
 
     Suite *s = suite_create("store_im");
     TCase *tc = tcase_create("redis");
@@ -919,9 +821,5 @@ int main(void)
     tcase_add_test(tc, noscript_fallback);
     tcase_add_test(tc, free_cancels_once);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return run_suite(s);
 }
