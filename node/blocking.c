@@ -191,9 +191,9 @@ out:
     roost_xml_free(iq);
 }
 
-/* The unavailable-presence step after a block (XEP-0191 §3.3): owns a copy
- * of the blocked items and the user's available records while it waits for
- * the roster. */
+/* The presence step after a block (XEP-0191 §3.3: unavailable) or an
+ * unblock (§3.4: current presence): owns a copy of the items and the
+ * user's available records while it waits for the roster. */
 typedef struct {
     roost_server_t *srv;
     char *bare;
@@ -201,6 +201,7 @@ typedef struct {
     size_t n;
     roost_session_t *recs;
     size_t nrecs;
+    int unblock;            /* send current presence instead (§3.4) */
 } unavail_t;
 
 static void unavail_free(unavail_t *u)
@@ -281,6 +282,27 @@ next:
     free(bares);
 }
 
+/* XEP-0191 §3.4: after an unblock, contacts subscribed to the user's
+ * presence get the current presence of each available resource. */
+static void send_current(unavail_t *u, const roost_roster_item_t *ros, size_t nros)
+{
+    const char **bares = calloc(u->n ? u->n : 1, sizeof(*bares));
+    size_t nb = 0;
+    if (bares == NULL)
+        return;
+    for (size_t i = 0; i < u->n; i++)
+        if (subscribed_from(ros, nros, u->items[i].bare))
+            bares[nb++] = u->items[i].bare;
+    for (size_t r = 0; nb > 0 && r < u->nrecs; r++) {
+        const roost_session_t *rec = &u->recs[r];
+        if (rec->presence != NULL && rec->presence_len > 0)
+            roost_router_fanout_raw(u->srv, bares, nb, ROOST_FANOUT_AVAILABLE, NULL,
+                                    (const char *)rec->presence, rec->presence_len, 1,
+                                    NULL, NULL);
+    }
+    free(bares);
+}
+
 static void on_unavail_roster(int status, const roost_roster_item_t *items, size_t n,
                               uint64_t ver, void *data)
 {
@@ -288,7 +310,9 @@ static void on_unavail_roster(int status, const roost_roster_item_t *items, size
     (void)ver;
     /* Without the roster, directed presence is all we can vouch for. */
     if (status == ROOST_ECANCELED)
-        ROOST_DEBUG(0, "blocking: shutdown before unavailable presence");
+        ROOST_DEBUG(0, "blocking: shutdown before presence step");
+    else if (u->unblock)
+        send_current(u, status == 0 ? items : NULL, status == 0 ? n : 0);
     else
         send_unavailable(u, status == 0 ? items : NULL, status == 0 ? n : 0);
     unavail_free(u);
@@ -324,11 +348,12 @@ done:
 
 /* Takes the items of q (only those naming users of hosted domains: a
  * domain item has nobody to enumerate, remote JIDs have no s2s yet). */
-static void start_unavailable(req_t *q)
+static void start_presence_step(req_t *q, int unblock)
 {
     unavail_t *u = calloc(1, sizeof(*u));
     if (u == NULL)
         return;
+    u->unblock = unblock;
     u->srv = q->srv;
     u->bare = strdup(q->bare);
     u->items = calloc(q->n ? q->n : 1, sizeof(*u->items));
@@ -402,7 +427,9 @@ static void on_changed(int status, void *data)
      * contacts hear of it even when the requester is gone. */
     push(q->srv, q->bare, q->op, q->items, q->n);
     if (q->op == OP_BLOCK)
-        start_unavailable(q);
+        start_presence_step(q, 0);
+    else if (q->op == OP_UNBLOCK && q->n > 0)
+        start_presence_step(q, 1);
     finish(q);
 }
 

@@ -919,28 +919,19 @@ static void on_fanout_chunk(int status, const roost_session_t *recs, const size_
         fanout_finish(f);
 }
 
-int roost_router_fanout(roost_server_t *srv, const char *const *bares, size_t n,
-                        roost_fanout_t kind, const char *except, const roost_xml_t *stanza,
+/* The common part: takes ownership of bytes (malloc'd). */
+static int fanout_bytes(roost_server_t *srv, const char *const *bares, size_t n,
+                        roost_fanout_t kind, const char *except, char *bytes, size_t len,
                         int stamp_to, roost_router_done_cb done, void *data)
 {
     fanout_t *f = calloc(1, sizeof(*f));
-    roost_buf_t b = ROOST_BUF_INIT;
-    roost_xml_t *copy = NULL;
-    int rc = ROOST_ENOMEM;
-    if (f == NULL)
+    if (f == NULL || (except != NULL && (f->except = strdup(except)) == NULL)) {
+        free(f);
+        free(bytes);
         return ROOST_ENOMEM;
-    if (stamp_to) {
-        /* Serialized without 'to'; each copy is addressed on delivery. */
-        if ((copy = roost_xml_copy(stanza)) == NULL)
-            goto fail;
-        roost_xml_set_attr(copy, "to", NULL);
-        stanza = copy;
     }
-    if (serialize(stanza, &b) != 0)
-        goto fail;
-    f->bytes = roost_buf_steal(&b, &f->len);
-    if (f->bytes == NULL || (except != NULL && (f->except = strdup(except)) == NULL))
-        goto fail;
+    f->bytes = bytes;
+    f->len = len;
     f->srv = srv;
     srv->pending_ops++;          /* released in fanout_finish */
     f->kind = kind;
@@ -970,7 +961,6 @@ int roost_router_fanout(roost_server_t *srv, const char *const *bares, size_t n,
         }
         f->pending++;
     }
-    roost_xml_free(copy);
     if (--f->pending == 0) {
         /* Nothing went out (no users, or the store is down): finish from
          * the loop so done never runs on the caller's stack. */
@@ -979,13 +969,43 @@ int roost_router_fanout(roost_server_t *srv, const char *const *bares, size_t n,
         uv_timer_start(&f->defer, on_fanout_deferred, 0, 0);
     }
     return 0;
-fail:
+}
+
+int roost_router_fanout(roost_server_t *srv, const char *const *bares, size_t n,
+                        roost_fanout_t kind, const char *except, const roost_xml_t *stanza,
+                        int stamp_to, roost_router_done_cb done, void *data)
+{
+    roost_buf_t b = ROOST_BUF_INIT;
+    roost_xml_t *copy = NULL;
+    size_t len;
+    if (stamp_to) {
+        /* Serialized without 'to'; each copy is addressed on delivery. */
+        if ((copy = roost_xml_copy(stanza)) == NULL)
+            return ROOST_ENOMEM;
+        roost_xml_set_attr(copy, "to", NULL);
+        stanza = copy;
+    }
+    int rc = serialize(stanza, &b);
     roost_xml_free(copy);
-    roost_buf_free(&b);
-    free(f->except);
-    free(f->bytes);
-    free(f);
-    return rc;
+    if (rc != 0) {
+        roost_buf_free(&b);
+        return ROOST_ENOMEM;
+    }
+    char *bytes = roost_buf_steal(&b, &len);
+    if (bytes == NULL)
+        return ROOST_ENOMEM;
+    return fanout_bytes(srv, bares, n, kind, except, bytes, len, stamp_to, done, data);
+}
+
+int roost_router_fanout_raw(roost_server_t *srv, const char *const *bares, size_t n,
+                            roost_fanout_t kind, const char *except, const char *bytes,
+                            size_t len, int stamp_to, roost_router_done_cb done, void *data)
+{
+    char *copy = malloc(len ? len : 1);
+    if (copy == NULL)
+        return ROOST_ENOMEM;
+    memcpy(copy, bytes, len);
+    return fanout_bytes(srv, bares, n, kind, except, copy, len, stamp_to, done, data);
 }
 
 typedef struct {

@@ -45,6 +45,13 @@ int roost_router_fanout(roost_server_t *srv, const char *const *bares, size_t n,
                         roost_fanout_t kind, const char *except, const roost_xml_t *stanza,
                         int stamp_to, roost_router_done_cb done, void *data);
 
+/* Like roost_router_fanout, for a stanza that is already serialized in the
+ * jabber:client namespace (bytes[0..len), copied). With stamp_to the bytes
+ * must carry no 'to' (e.g. a stored last presence). */
+int roost_router_fanout_raw(roost_server_t *srv, const char *const *bares, size_t n,
+                            roost_fanout_t kind, const char *except, const char *bytes,
+                            size_t len, int stamp_to, roost_router_done_cb done, void *data);
+
 /* Delivers stanza to exactly the full JID, wherever it is bound; dropped
  * when it is not bound. done as above (reached 0 or 1). */
 int roost_router_to_full(roost_server_t *srv, const char *full, const roost_xml_t *stanza,
