@@ -384,7 +384,7 @@ static void on_item(int status, const roost_roster_item_t *item, uint64_t ver, v
 }
 
 /* Collects the <group/> names of item into req, ignoring duplicates.
- * NULL when fine, else the reason for not-acceptable. */
+ * NULL when fine, else the reason (see the caller for the condition). */
 static const char *parse_groups(roster_req_t *req, const roost_xml_t *item)
 {
     for (roost_xml_t *g = roost_xml_child(item, "group", ROOST_NS_ROSTER); g != NULL;
@@ -401,8 +401,9 @@ static const char *parse_groups(roster_req_t *req, const roost_xml_t *item)
         for (size_t i = 0; i < req->n_groups && !dup; i++)
             dup = strcmp(req->groups[i], t) == 0;
         if (dup) {
+            /* RFC 6121 §2.3.3: a group listed twice is a bad request. */
             free(t);
-            continue;
+            return "duplicate group";
         }
         /* Checked as unique names accumulate, so a stanza full of
          * duplicates costs at most GROUPS_MAX comparisons per group. */
@@ -458,7 +459,11 @@ static int handle_set(roster_req_t *req, const roost_xml_t *query)
             goto oom;
         const char *why = parse_groups(req, item);
         if (why != NULL) {
-            send_error(req->from, req->iq, NULL, "not-acceptable", why);
+            /* §2.3.3: duplicates are bad-request; oversize or empty names
+             * and too many groups are not-acceptable. */
+            send_error(req->from, req->iq, NULL,
+                       strcmp(why, "duplicate group") == 0 ? "bad-request" : "not-acceptable",
+                       why);
             goto done;
         }
     }
