@@ -167,10 +167,11 @@ void roost_subscription_inbound(const roost_substate_t *cur, roost_subev_t ev,
             n->pending_in = 0;
             d->auto_reply = 1;
             d->send_presence = 1;
+        } else if (cur->pending_in) {
+            /* A.3.1: a repeated request while one is pending (None+In,
+             * None+Out+In, To+In): no state change, not delivered again. */
         } else {
-            /* A.3.1: None -> None+In, None+Out -> None+Out+In, To -> To+In.
-             * A repeated request (already pending) is delivered again and
-             * replaces the stored one; the state does not change. */
+            /* A.3.1: None -> None+In, None+Out -> None+Out+In, To -> To+In. */
             n->pending_in = 1;
             d->deliver = 1;
         }
