@@ -88,7 +88,8 @@ def node_factory(redis):
 # round-robin over a 3-node cluster (issue 4: routing is node-blind).
 # Tests that start their own nodes (node_factory) run once.
 CLUSTER_MODULES = {"test_presence", "test_offline", "test_carbons", "test_blocking",
-                   "test_blocking_presence", "test_raw_protocol", "test_slixmpp"}
+                   "test_blocking_presence", "test_raw_protocol", "test_slixmpp",
+                   "test_im_slixmpp"}
 
 
 def pytest_generate_tests(metafunc):

@@ -80,8 +80,12 @@ def test_roster_set_get_remove_and_push_to_interested_only(raw, user):
     ver0 = r.find(Q).get("ver")
     assert ver0 is not None and items_of(r) == {}
 
+    # RFC 6121 §2.3.3: a group listed twice is a bad request.
     res = roster_set(a1, "<item jid='%s' name='Bob'><group>Friends</group>"
-                         "<group>Friends</group><group>Work</group></item>" % bob[1])
+                         "<group>Friends</group></item>" % bob[1])
+    assert res.get("type") == "error" and h.stanza_error(res)[1] == "bad-request", res
+    res = roster_set(a1, "<item jid='%s' name='Bob'><group>Friends</group>"
+                         "<group>Work</group></item>" % bob[1])
     assert res.get("type") == "result", res
     it, push = next_push(a1, bob[1])
     assert it.get("name") == "Bob"
