@@ -58,6 +58,8 @@ typedef struct {
     char *bare;           /* the user's bare JID, kept past the c2s */
     roost_jid_t *items;   /* prepared, sorted, unique */
     size_t n;
+    roost_jid_t *prev;    /* unblock-all: the list before it was cleared */
+    size_t nprev;
 } req_t;
 
 static void req_free(req_t *q)
@@ -67,6 +69,9 @@ static void req_free(req_t *q)
     for (size_t i = 0; i < q->n; i++)
         roost_jid_clear(&q->items[i]);
     free(q->items);
+    for (size_t i = 0; i < q->nprev; i++)
+        roost_jid_clear(&q->prev[i]);
+    free(q->prev);
     free(q->bare);
     roost_xml_free(q->iq);
     free(q);
@@ -348,7 +353,7 @@ done:
 
 /* Takes the items of q (only those naming users of hosted domains: a
  * domain item has nobody to enumerate, remote JIDs have no s2s yet). */
-static void start_presence_step(req_t *q, int unblock)
+static void start_presence_step(req_t *q, const roost_jid_t *items, size_t n, int unblock)
 {
     unavail_t *u = calloc(1, sizeof(*u));
     if (u == NULL)
@@ -356,11 +361,11 @@ static void start_presence_step(req_t *q, int unblock)
     u->unblock = unblock;
     u->srv = q->srv;
     u->bare = strdup(q->bare);
-    u->items = calloc(q->n ? q->n : 1, sizeof(*u->items));
+    u->items = calloc(n ? n : 1, sizeof(*u->items));
     if (u->bare == NULL || u->items == NULL)
         goto fail;
-    for (size_t i = 0; i < q->n; i++) {
-        const roost_jid_t *it = &q->items[i];
+    for (size_t i = 0; i < n; i++) {
+        const roost_jid_t *it = &items[i];
         if (it->local == NULL || !roost_config_hosts(q->srv->cfg, it->domain) ||
             strcmp(it->bare, q->bare) == 0)
             continue;
@@ -427,10 +432,29 @@ static void on_changed(int status, void *data)
      * contacts hear of it even when the requester is gone. */
     push(q->srv, q->bare, q->op, q->items, q->n);
     if (q->op == OP_BLOCK)
-        start_presence_step(q, 0);
+        start_presence_step(q, q->items, q->n, 0);
     else if (q->op == OP_UNBLOCK && q->n > 0)
-        start_presence_step(q, 1);
+        start_presence_step(q, q->items, q->n, 1);
+    else if (q->op == OP_UNBLOCK)
+        start_presence_step(q, q->prev, q->nprev, 1);
     finish(q);
+}
+
+/* Unblock-all: the list is read first, so the contacts it held can be sent
+ * the user's presence once it is cleared (§3.4); the push stays empty. */
+static void on_unblock_all_list(int status, const char *const *jids, size_t n, void *data)
+{
+    req_t *q = data;
+    if (status == 0 && n > 0 && (q->prev = calloc(n, sizeof(*q->prev))) != NULL) {
+        for (size_t i = 0; i < n; i++)
+            if (roost_jid_parse(&q->prev[q->nprev], jids[i], strlen(jids[i])) == 0)
+                q->nprev++;
+    }
+    if (roost_store_blocklist_remove(q->srv->store, q->bare, NULL, 0, on_changed, q) != 0) {
+        if (!roost_c2s_gone(q->s))
+            send_error(q->s, q->iq, "wait", "internal-server-error", NULL);
+        finish(q);
+    }
 }
 
 int roost_blocking_handle_iq(roost_server_t *srv, roost_c2s_t *from, roost_xml_t *iq)
@@ -491,6 +515,8 @@ int roost_blocking_handle_iq(roost_server_t *srv, roost_c2s_t *from, roost_xml_t
     if (op == OP_BLOCK)
         rc = roost_store_blocklist_add(srv->store, q->bare, jids, q->n, srv->cfg->max_blocklist,
                                        on_changed, q);
+    else if (q->n == 0)
+        rc = roost_store_blocklist_get(srv->store, q->bare, on_unblock_all_list, q);
     else
         rc = roost_store_blocklist_remove(srv->store, q->bare, jids, q->n, on_changed, q);
     free(jids);

@@ -42,6 +42,9 @@ def test_block_stops_presence_both_ways(raw, user):
 
     r = a.iq("set", None, "<unblock xmlns='%s'/>" % NS_B)
     assert r.get("type") == "result"
+    # §3.4, also for unblock-all: bob gets alice's current presence
+    p = next_presence(b, None, a.jid)
+    assert p.find("{jabber:client}show").text == "dnd"
     b.send("<presence><show>chat</show></presence>")
     p = next_presence(a, None, b.jid)
     assert p.find("{jabber:client}show").text == "chat"
