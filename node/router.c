@@ -568,6 +568,28 @@ static int valid_iq(const roost_xml_t *st)
     return strcmp(type, "result") == 0 || strcmp(type, "error") == 0;
 }
 
+/* disco#info on another account's bare JID (RFC 6120 §10.5.3.1): answered
+ * for the account only when the requester is subscribed to its presence,
+ * as Prosody does, so neither presence nor account existence leaks. */
+static void on_disco_contact(int status, const roost_roster_item_t *item, uint64_t ver,
+                             void *data)
+{
+    route_req_t *req = data;
+    (void)ver;
+    if (!roost_c2s_gone(req->from)) {
+        if (status == 0 && item != NULL && (item->sub & ROOST_SUB_FROM)) {
+            roost_xml_t *r = roost_iq_server_handle(req->stanza, ROOST_IQ_TO_ACCOUNT);
+            if (r != NULL) {
+                roost_c2s_send(req->from, r);
+                roost_xml_free(r);
+            }
+        } else {
+            reply_error(req->from, req->stanza, req->to.full, "service-unavailable", NULL);
+        }
+    }
+    req_finish(req);
+}
+
 /* A stanza from a local client to a user of a hosted domain, after the
  * block check. Takes req; 0 or ROOST_EAGAIN as roost_router_from_client. */
 static int route_user(route_req_t *req)
@@ -593,6 +615,11 @@ static int route_user(route_req_t *req)
         return route_full(req);
     if (is_iq) {
         /* iq to another account's bare JID: the server answers for it. */
+        const roost_xml_t *q = roost_xml_child(st, "query", ROOST_NS_DISCO_INFO);
+        if (strcmp(type, "get") == 0 && q != NULL && roost_xml_attr(q, "node") == NULL &&
+            me != NULL && roost_store_roster_item_get(srv->store, req->to.bare, me->bare,
+                                                      on_disco_contact, req) == 0)
+            return ROOST_EAGAIN;
         if (strcmp(type, "get") == 0 || strcmp(type, "set") == 0)
             reply_error(req->from, st, req->to.full, "service-unavailable", NULL);
         roost_xml_free(st);

@@ -395,3 +395,26 @@ def test_sigkill_contacts_see_unavailable_after_reap(node_factory, raw, user):
     next_presence(a, None, b.jid)
     n2.kill()
     next_presence(a, "unavailable", b.jid)    # waits up to the harness bound
+
+
+def test_disco_on_contact_bare_jid_needs_subscription(raw, user):
+    """RFC 6120 §10.5.3.1: the server answers disco#info for an account's
+    bare JID only to someone subscribed to its presence."""
+    alice, bob, eve = user(), user(), user()
+    a = online(raw, alice, "a")
+    b = online(raw, bob, "b")
+    e = online(raw, eve, "e")
+    q = "<query xmlns='http://jabber.org/protocol/disco#info'/>"
+    r = a.iq("get", bob[1], q)
+    assert r.get("type") == "error" and h.stanza_error(r)[1] == "service-unavailable"
+    a.send("<presence type='subscribe' to='%s'/>" % bob[1])
+    next_presence(b, "subscribe", alice[1])
+    b.send("<presence type='subscribed' to='%s'/>" % alice[1])
+    next_presence(a, None, b.jid)
+    r = a.iq("get", bob[1], q)
+    assert r.get("type") == "result" and r.get("from") == bob[1]
+    ident = r.find("{http://jabber.org/protocol/disco#info}query").find(
+        "{http://jabber.org/protocol/disco#info}identity")
+    assert (ident.get("category"), ident.get("type")) == ("account", "registered")
+    r = e.iq("get", bob[1], q)
+    assert r.get("type") == "error" and h.stanza_error(r)[1] == "service-unavailable"
