@@ -61,6 +61,9 @@ struct roost_c2s_s {
 
 static roost_buf_t scratch;      /* single-threaded serialization buffer */
 
+static void start_tls(roost_c2s_t *s);
+static void accept_conn(roost_server_t *srv, uv_stream_t *listener, int direct_tls);
+
 static void random_hex(char *out, size_t nbytes)
 {
     unsigned char b[32];
@@ -298,17 +301,50 @@ void roost_c2s_done(roost_c2s_t *s)
 
 /* ---- stream header and features ---------------------------------------- */
 
+/* 1 while encryption is required and this stream is not yet encrypted:
+ * then neither SASL nor any stanza is accepted (issue 5). */
+static int tls_missing(const roost_c2s_t *s)
+{
+    return s->srv->cfg->require_encryption && !roost_conn_tls(s->conn);
+}
+
+/* Whether SASL may run on this stream. Under TLS always. Without it only
+ * when encryption is not required, and then (as before TLS existed) only on
+ * loopback or with allow_plaintext_auth: that is the development and test
+ * setup, where PLAIN is offered in the clear too. */
+static int sasl_ok(const roost_c2s_t *s)
+{
+    if (roost_conn_tls(s->conn))
+        return 1;
+    if (s->srv->cfg->require_encryption)
+        return 0;
+    return roost_conn_is_loopback(s->conn) || s->srv->cfg->allow_plaintext_auth;
+}
+
 static void send_features(roost_c2s_t *s)
 {
     if (s->state == C2S_STREAM_WAIT) {
-        int plain_ok = roost_conn_is_loopback(s->conn) || s->srv->cfg->allow_plaintext_auth;
-        if (plain_ok)
-            send_str(s, "<stream:features><mechanisms xmlns='" NS_SASL "'>"
-                        "<mechanism>SCRAM-SHA-256</mechanism>"
-                        "<mechanism>SCRAM-SHA-1</mechanism>"
-                        "<mechanism>PLAIN</mechanism></mechanisms></stream:features>");
+        int offer_tls = !roost_conn_tls(s->conn) && s->srv->tls_ctx != NULL;
+        /* One write: some clients (openssl s_client -starttls xmpp) expect
+         * the whole features element in one read. */
+        roost_buf_t b = ROOST_BUF_INIT;
+        roost_buf_puts(&b, "<stream:features>");
+        if (offer_tls)
+            roost_buf_puts(&b, tls_missing(s) ? "<starttls xmlns='" NS_TLS "'><required/></starttls>"
+                                              : "<starttls xmlns='" NS_TLS "'/>");
+        /* RFC 6120 §5.3.1: with TLS mandatory, the other features wait
+         * for the restart after the handshake. */
+        if (sasl_ok(s))
+            roost_buf_puts(&b, "<mechanisms xmlns='" NS_SASL "'>"
+                               "<mechanism>SCRAM-SHA-256</mechanism>"
+                               "<mechanism>SCRAM-SHA-1</mechanism>"
+                               "<mechanism>PLAIN</mechanism></mechanisms>");
+        roost_buf_puts(&b, "</stream:features>");
+        if (b.data != NULL)
+            roost_c2s_send_bytes(s, b.data, b.len);
         else
-            send_str(s, "<stream:features/>");
+            roost_c2s_stream_error(s, "internal-server-error", NULL);
+        roost_buf_free(&b);
         s->state = C2S_SASL;
     } else {
         send_str(s, "<stream:features><bind xmlns='" NS_BIND "'/>"
@@ -468,7 +504,7 @@ static int sasl_need_cred(roost_c2s_t *s)
 
 static int handle_sasl(roost_c2s_t *s, roost_xml_t *el)
 {
-    int plain_ok = roost_conn_is_loopback(s->conn) || s->srv->cfg->allow_plaintext_auth;
+    int plain_ok = sasl_ok(s);
     char *text = roost_xml_text(el);
     int rc = 0;
     if (text == NULL) {
@@ -512,6 +548,32 @@ static int handle_sasl(roost_c2s_t *s, roost_xml_t *el)
     }
     free(text);
     return rc;
+}
+
+/* ---- STARTTLS (RFC 6120 §5) ------------------------------------------- */
+
+static void start_tls(roost_c2s_t *s)
+{
+    if (s->state != C2S_SASL || s->sasl != NULL || roost_conn_tls(s->conn) ||
+        s->srv->tls_ctx == NULL) {
+        /* §5.4.2.2: <failure/>, then the stream is closed. */
+        send_str(s, "<failure xmlns='" NS_TLS "'/>");
+        roost_c2s_stream_error(s, "undefined-condition", "TLS is not available on this stream");
+        return;
+    }
+    send_str(s, "<proceed xmlns='" NS_TLS "'/>");
+    if (s->gone || roost_conn_start_tls(s->conn, s->srv->tls_ctx) != 0) {
+        roost_c2s_stream_error(s, "internal-server-error", NULL);
+        return;
+    }
+    /* §5.4.3.3: after the handshake the client opens a new stream. Bytes
+     * already read past <starttls/> came in the clear and are dropped by
+     * the parser reset, never decrypted or parsed. */
+    s->state = C2S_STREAM_WAIT;
+    s->header_sent = 0;
+    s->want_reset = 1;
+    if (s->in_feed)
+        roost_xmlstream_pause(s->xs);
 }
 
 /* ---- bind ------------------------------------------------------------- */
@@ -660,8 +722,12 @@ static int handle(roost_c2s_t *s, roost_xml_t *el)
         if (strcmp(el->ns, NS_SASL) == 0) {
             rc = handle_sasl(s, el);
         } else if (strcmp(el->ns, NS_TLS) == 0 && strcmp(el->name, "starttls") == 0) {
-            send_str(s, "<failure xmlns='" NS_TLS "'/>");
-            roost_c2s_stream_error(s, "undefined-condition", "TLS is not available on this listener");
+            start_tls(s);
+        } else if (is_stanza(el) && tls_missing(s)) {
+            /* RFC 6120 §5.3.1: TLS is mandatory-to-negotiate here, so a
+             * stanza before it is not processed; the stream ends with
+             * <policy-violation/>. */
+            roost_c2s_stream_error(s, "policy-violation", "use STARTTLS first");
         } else if (is_stanza(el)) {
             roost_c2s_stream_error(s, "not-authorized", "authenticate first");
         } else {
@@ -728,6 +794,16 @@ static void on_stanza(void *data, roost_xml_t *el)
 
 void roost_c2s_accept(roost_server_t *srv, uv_stream_t *listener)
 {
+    accept_conn(srv, listener, 0);
+}
+
+void roost_c2s_accept_tls(roost_server_t *srv, uv_stream_t *listener)
+{
+    accept_conn(srv, listener, 1);
+}
+
+static void accept_conn(roost_server_t *srv, uv_stream_t *listener, int direct_tls)
+{
     static const roost_conn_cb_t conn_cb = { on_data, on_conn_close };
     static const roost_xmlstream_cb_t xs_cb = { on_open, on_stanza, on_close, on_error };
     roost_c2s_t *s = calloc(1, sizeof(*s));
@@ -748,6 +824,11 @@ void roost_c2s_accept(roost_server_t *srv, uv_stream_t *listener)
     s->conn = roost_conn_accept(listener, s->id, &srv->conn_limits, &conn_cb, s);
     if (s->conn == NULL)
         goto fail_xs;
+    /* XEP-0368: on the direct TLS port the handshake comes first. Without
+     * a context (cannot happen: that listener is only opened with one) the
+     * conn would speak plaintext, so drop it. */
+    if (direct_tls && (srv->tls_ctx == NULL || roost_conn_start_tls(s->conn, srv->tls_ctx) != 0))
+        roost_conn_abort(s->conn);
     uv_timer_init(srv->loop, &s->timer);
     s->timer.data = s;
     uv_timer_start(&s->timer, on_auth_timeout, (uint64_t)srv->cfg->auth_timeout_s * 1000u, 0);

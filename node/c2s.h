@@ -14,6 +14,8 @@
 
 /* Accepts one pending connection on listener and starts its session. */
 void roost_c2s_accept(roost_server_t *srv, uv_stream_t *listener);
+/* The same on a direct TLS listener (XEP-0368): TLS starts at accept. */
+void roost_c2s_accept_tls(roost_server_t *srv, uv_stream_t *listener);
 
 /* Sends a stanza (serialized in the jabber:client default namespace) or
  * already-serialized stanza bytes. 0 or negative (session closing). */

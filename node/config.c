@@ -37,6 +37,7 @@ typedef enum {
     OPT_BIND,
     OPT_HOST,
     OPT_SECRET,
+    OPT_PATH,
     OPT_BOOL,
     OPT_INT,
     OPT_UINT,
@@ -62,6 +63,12 @@ static const opt_t opts[] = {
     { "c2s.port", "ROOST_C2S_PORT", OPT_INT, F(c2s_port), 0, 65535 },
     { "c2s.allow_plaintext_auth", "ROOST_ALLOW_PLAINTEXT_AUTH", OPT_BOOL,
       F(allow_plaintext_auth), 0, 0 },
+    { "c2s.require_encryption", "ROOST_C2S_REQUIRE_ENCRYPTION", OPT_BOOL,
+      F(require_encryption), 0, 0 },
+    /* 0 disables the direct TLS listener (unlike c2s.port). */
+    { "c2s.tls_port", "ROOST_C2S_TLS_PORT", OPT_INT, F(c2s_tls_port), 0, 65535 },
+    { "tls.cert", "ROOST_TLS_CERT", OPT_PATH, F(tls_cert), 0, 0 },
+    { "tls.key", "ROOST_TLS_KEY", OPT_PATH, F(tls_key), 0, 0 },
     { "redis.host", "ROOST_REDIS_HOST", OPT_HOST, F(redis_host), 0, 0 },
     { "redis.port", "ROOST_REDIS_PORT", OPT_INT, F(redis_port), 1, 65535 },
     { "redis.password", "ROOST_REDIS_PASSWORD", OPT_SECRET, F(redis_password), 0, 0 },
@@ -156,6 +163,8 @@ void roost_config_free(roost_config_t *cfg)
     free_list(cfg->c2s_bind, &cfg->n_c2s_bind);
     free(cfg->redis_host);
     free(cfg->redis_password);
+    free(cfg->tls_cert);
+    free(cfg->tls_key);
     free(cfg->log_level);
     memset(cfg, 0, sizeof(*cfg));
 }
@@ -168,6 +177,8 @@ int roost_config_defaults(roost_config_t *cfg)
     cfg->n_c2s_bind = 2;
     cfg->c2s_port = 5222;
     cfg->allow_plaintext_auth = 0;
+    cfg->require_encryption = 1;
+    cfg->c2s_tls_port = 5223;
     cfg->redis_host = strdup("127.0.0.1");
     cfg->redis_port = 6379;
     cfg->redis_db = 0;
@@ -455,6 +466,12 @@ int roost_config_set(roost_config_t *cfg, const char *key, const char *value,
             return fail(err, errlen, "%s: longer than %d bytes", o->key, PASSWORD_MAX);
         rc = set_string(FIELD(cfg, o, char *), value[0] != '\0' ? value : NULL);
         break;
+    case OPT_PATH:
+        /* Checked when loaded (node/tls.c), which names the key on error. */
+        if (strlen(value) > PATH_MAX)
+            return fail(err, errlen, "%s: longer than %d bytes", o->key, PATH_MAX);
+        rc = set_string(FIELD(cfg, o, char *), value[0] != '\0' ? value : NULL);
+        break;
     case OPT_BOOL:
         if ((rc = parse_bool(o, value, &b, err, errlen)) < 0)
             return rc;
@@ -583,7 +600,14 @@ typedef struct {
     unsigned bind_count;
     char *port;
     char *allow_plaintext_auth;
+    char *require_encryption;
+    char *tls_port;
 } y_c2s_t;
+
+typedef struct {
+    char *cert;
+    char *key;
+} y_tls_t;
 
 typedef struct {
     char *host;
@@ -626,6 +650,7 @@ typedef struct {
     char **domains;
     unsigned domains_count;
     y_c2s_t *c2s;
+    y_tls_t *tls;
     y_redis_t *redis;
     y_limits_t *limits;
     y_cluster_t *cluster;
@@ -655,6 +680,14 @@ static const cyaml_schema_field_t y_c2s_fields[] = {
                          &y_string, 1, ROOST_CONFIG_MAX_BIND),
     Y_SCALAR("port", y_c2s_t, port),
     Y_SCALAR("allow_plaintext_auth", y_c2s_t, allow_plaintext_auth),
+    Y_SCALAR("require_encryption", y_c2s_t, require_encryption),
+    Y_SCALAR("tls_port", y_c2s_t, tls_port),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t y_tls_fields[] = {
+    Y_SCALAR("cert", y_tls_t, cert),
+    Y_SCALAR("key", y_tls_t, key),
     CYAML_FIELD_END,
 };
 
@@ -703,6 +736,7 @@ static const cyaml_schema_field_t y_root_fields[] = {
     CYAML_FIELD_SEQUENCE("domains", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_root_t, domains,
                          &y_string, 1, ROOST_CONFIG_MAX_DOMAINS),
     Y_SECTION("c2s", c2s, y_c2s_fields),
+    Y_SECTION("tls", tls, y_tls_fields),
     Y_SECTION("redis", redis, y_redis_fields),
     Y_SECTION("limits", limits, y_limits_fields),
     Y_SECTION("cluster", cluster, y_cluster_fields),
@@ -917,6 +951,7 @@ static int apply_yaml(roost_config_t *cfg, const char *path, const y_root_t *y, 
 {
     const y_node_t *node = y->node;
     const y_c2s_t *c2s = y->c2s;
+    const y_tls_t *tls = y->tls;
     const y_redis_t *redis = y->redis;
     const y_limits_t *lim = y->limits;
     const y_cluster_t *cl = y->cluster;
@@ -928,6 +963,10 @@ static int apply_yaml(roost_config_t *cfg, const char *path, const y_root_t *y, 
         { "node.id", node ? node->id : NULL },
         { "c2s.port", c2s ? c2s->port : NULL },
         { "c2s.allow_plaintext_auth", c2s ? c2s->allow_plaintext_auth : NULL },
+        { "c2s.require_encryption", c2s ? c2s->require_encryption : NULL },
+        { "c2s.tls_port", c2s ? c2s->tls_port : NULL },
+        { "tls.cert", tls ? tls->cert : NULL },
+        { "tls.key", tls ? tls->key : NULL },
         { "redis.host", redis ? redis->host : NULL },
         { "redis.port", redis ? redis->port : NULL },
         { "redis.password", redis ? redis->password : NULL },

@@ -18,7 +18,13 @@ typedef struct {
     char *c2s_bind[ROOST_CONFIG_MAX_BIND];   /* default "0.0.0.0", "::" */
     size_t n_c2s_bind;
     int c2s_port;                  /* default 5222 */
-    int allow_plaintext_auth;      /* default 0: only on loopback */
+    int allow_plaintext_auth;      /* default 0: only on loopback (and only while
+                                      require_encryption is off) */
+    int require_encryption;        /* default 1: no SASL or stanza before TLS */
+    int c2s_tls_port;              /* default 5223: direct TLS (XEP-0368); 0 off */
+    /* tls */
+    char *tls_cert;                /* PEM chain path; NULL: none (no TLS) */
+    char *tls_key;                 /* PEM key path; NULL: the key is in tls_cert */
     /* redis */
     char *redis_host;              /* default "127.0.0.1" */
     int redis_port;                /* default 6379 */
@@ -54,7 +60,8 @@ int roost_config_defaults(roost_config_t *cfg);
 
 /* Loads path (may be NULL: defaults only), then applies environment
  * overrides (ROOST_NODE_ID, ROOST_DOMAINS=a,b, ROOST_C2S_BIND=a,b,
- * ROOST_C2S_PORT, ROOST_ALLOW_PLAINTEXT_AUTH, ROOST_REDIS_HOST,
+ * ROOST_C2S_PORT, ROOST_ALLOW_PLAINTEXT_AUTH, ROOST_C2S_REQUIRE_ENCRYPTION,
+ * ROOST_C2S_TLS_PORT, ROOST_TLS_CERT, ROOST_TLS_KEY, ROOST_REDIS_HOST,
  * ROOST_REDIS_PORT, ROOST_REDIS_PASSWORD, ROOST_REDIS_DB,
  * ROOST_REDIS_TIMEOUT_MS, ROOST_LOG_LEVEL, ROOST_LIMITS_<KEY>,
  * ROOST_CLUSTER_LEASE_MS, ROOST_CLUSTER_RENEW_MS,

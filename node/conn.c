@@ -1,7 +1,8 @@
 /* Client TCP transport on libuv. One read buffer is shared by all
  * connections of the loop (reads are consumed synchronously), so an idle
  * connection holds no input buffer. Writes are copied into requests that
- * own their bytes until the write callback. */
+ * own their bytes until the write callback. With TLS on (node/tls.c), bytes
+ * are decrypted before on_data and encrypted in roost_conn_write. */
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
@@ -9,6 +10,8 @@
 #include <netinet/in.h>
 
 #include "node/conn.h"
+#include "node/log.h"
+#include "node/tls.h"
 #include "store/error.h"
 
 #define READ_BUF_SIZE 16384
@@ -29,7 +32,9 @@ struct roost_conn_s {
     unsigned shutting : 1;
     unsigned loopback : 1;
     unsigned backlogged : 1;   /* above high watermark, not yet below low */
+    unsigned in_tls_read : 1;  /* decrypted bytes are being delivered */
     int handles;               /* open uv handles; free when 0 */
+    roost_tls_t *tls;          /* NULL: plaintext */
     char peer[64];
 };
 
@@ -42,8 +47,13 @@ typedef struct {
 
 static char read_buf[READ_BUF_SIZE];
 static int read_buf_busy;
+/* Ciphertext on its way from the TLS engine to the socket; consumed (sent
+ * or copied into a write request) before the next use. */
+static char tls_out[READ_BUF_SIZE];
 
 static void update_reading(roost_conn_t *c);
+static void on_flush_timeout(uv_timer_t *t);
+static void on_shutdown(uv_shutdown_t *req, int status);
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
@@ -59,6 +69,7 @@ static void on_handle_closed(uv_handle_t *h)
     if (--c->handles == 0) {
         if (c->cb.on_close != NULL)
             c->cb.on_close(c);
+        roost_tls_free(c->tls);
         free(c);
     }
 }
@@ -70,6 +81,85 @@ static void close_now(roost_conn_t *c)
     c->closing = 1;
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+static int raw_write(roost_conn_t *c, const void *buf, size_t len);
+
+/* Sends whatever the TLS engine produced (handshake, records, alerts). */
+static int flush_tls(roost_conn_t *c)
+{
+    while (!c->closing && roost_tls_out_pending(c->tls) > 0) {
+        size_t n = roost_tls_out_take(c->tls, tls_out, sizeof(tls_out));
+        if (n == 0)
+            break;
+        int rc = raw_write(c, tls_out, n);
+        if (rc != 0)
+            return rc;
+    }
+    return c->closing ? ROOST_EIO : 0;
+}
+
+/* Whether the protocol layer takes bytes now. One TCP read can hold many
+ * TLS records; once the layer pauses, the rest waits inside the engine, as
+ * unread bytes wait in the kernel without TLS. */
+static int accepts_data(const roost_conn_t *c)
+{
+    return !c->closing && !c->shutting && c->want_read && !c->backlogged;
+}
+
+static int deliver_plain(void *arg, const char *buf, size_t len)
+{
+    roost_conn_t *c = arg;
+    c->cb.on_data(c, buf, len);
+    return !accepts_data(c);
+}
+
+static void begin_shutdown(roost_conn_t *c)
+{
+    c->shutting = 1;
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = 0;
+    }
+    c->shutdown.data = c;
+    if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        close_now(c);
+        return;
+    }
+    /* The timer may hold a pending drain (on_drain); the flush deadline
+     * replaces it. */
+    uv_timer_start(&c->timer, on_flush_timeout, CLOSE_FLUSH_MS, 0);
+}
+
+static void tls_read(roost_conn_t *c, const char *buf, size_t len)
+{
+    int was_established = roost_tls_established(c->tls);
+    c->in_tls_read = 1;
+    int rc = roost_tls_feed(c->tls, buf, len, deliver_plain, c);
+    c->in_tls_read = 0;
+    if (!was_established && roost_tls_established(c->tls))
+        ROOST_DEBUG(c->id, "tls established version=%s", roost_tls_version(c->tls));
+    /* Also after a failure: the alert tells the peer why. */
+    flush_tls(c);
+    if (rc != 0 && !c->closing) {
+        if (roost_tls_peer_closed(c->tls))
+            ROOST_DEBUG(c->id, "tls close_notify from the peer");
+        else
+            ROOST_INFO(c->id, "tls %s failed: %s",
+                       roost_tls_established(c->tls) ? "session" : "handshake",
+                       roost_tls_error(c->tls));
+        /* The queued alert goes out before the close; nothing more is read. */
+        begin_shutdown(c);
+    }
+}
+
+/* Delivers what the engine kept when the reader paused; from a fresh loop
+ * turn, never inside the protocol layer's own call stack. */
+static void on_drain(uv_timer_t *t)
+{
+    roost_conn_t *c = t->data;
+    if (c->tls != NULL && accepts_data(c))
+        tls_read(c, NULL, 0);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -84,7 +174,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0 || c->closing)
         return;
     read_buf_busy = 1;
-    c->cb.on_data(c, buf->base, (size_t)nread);
+    if (c->tls != NULL)
+        tls_read(c, buf->base, (size_t)nread);
+    else
+        c->cb.on_data(c, buf->base, (size_t)nread);
     read_buf_busy = 0;
 }
 
@@ -97,6 +190,9 @@ static void update_reading(roost_conn_t *c)
     else if (c->queued <= c->limits.low)
         c->backlogged = 0;
     int should = c->want_read && !c->backlogged;
+    if (should && c->tls != NULL && !c->in_tls_read && !c->shutting &&
+        roost_tls_in_pending(c->tls))
+        uv_timer_start(&c->timer, on_drain, 0, 0);
     if (should && !c->reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
             c->reading = 1;
@@ -188,6 +284,29 @@ int roost_conn_write(roost_conn_t *c, const void *buf, size_t len)
         return ROOST_EIO;
     if (len == 0)
         return 0;
+    if (c->tls != NULL) {
+        int rc = roost_tls_write(c->tls, buf, len);
+        if (rc == ROOST_EAGAIN) {
+            /* Mid-handshake the peer has not spoken XMPP on this layer
+             * yet, so there is nothing it could be owed; what the session
+             * says now (a timeout or shutdown error) is dropped. */
+            return 0;
+        }
+        if (rc != 0) {
+            ROOST_INFO(c->id, "tls write failed: %s", roost_tls_error(c->tls));
+            close_now(c);
+            return rc;
+        }
+        return flush_tls(c);
+    }
+    return raw_write(c, buf, len);
+}
+
+/* Queues bytes as they go on the wire. */
+static int raw_write(roost_conn_t *c, const void *buf, size_t len)
+{
+    if (c->closing)
+        return ROOST_EIO;
     if (c->queued + len > c->limits.max) {
         /* A reader this slow would make us buffer without bound. */
         close_now(c);
@@ -247,20 +366,34 @@ void roost_conn_close(roost_conn_t *c)
 {
     if (c->closing || c->shutting)
         return;
-    c->shutting = 1;
-    if (c->reading) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        c->reading = 0;
+    if (c->tls != NULL) {
+        roost_tls_shutdown(c->tls);
+        flush_tls(c);
+        if (c->closing)
+            return;
     }
-    c->shutdown.data = c;
-    if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
-        close_now(c);
-        return;
-    }
-    uv_timer_start(&c->timer, on_flush_timeout, CLOSE_FLUSH_MS, 0);
+    begin_shutdown(c);
 }
 
 void roost_conn_abort(roost_conn_t *c)
 {
     close_now(c);
+}
+
+int roost_conn_start_tls(roost_conn_t *c, SSL_CTX *ctx)
+{
+    if (c->tls != NULL || c->closing || c->shutting)
+        return ROOST_EINVAL;
+    c->tls = roost_tls_new(ctx);
+    return c->tls != NULL ? 0 : ROOST_ENOMEM;
+}
+
+int roost_conn_tls(const roost_conn_t *c)
+{
+    return c->tls != NULL && roost_tls_established(c->tls);
+}
+
+const char *roost_conn_tls_version(const roost_conn_t *c)
+{
+    return c->tls != NULL && roost_tls_established(c->tls) ? roost_tls_version(c->tls) : NULL;
 }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
+#include <openssl/ssl.h>
 
 typedef struct roost_conn_s roost_conn_t;
 
@@ -52,5 +53,16 @@ void roost_conn_close(roost_conn_t *c);
 /* Closes at once, dropping queued output. */
 void roost_conn_abort(roost_conn_t *c);
 int roost_conn_closing(const roost_conn_t *c);
+
+/* From now on bytes are TLS (server side, context ctx, referenced by the
+ * conn): on_data sees decrypted bytes and roost_conn_write encrypts. Called
+ * at accept (direct TLS) or right after writing <proceed/> (STARTTLS): what
+ * was written before still goes out in the clear. A failed handshake closes
+ * the conn. ROOST_EINVAL if TLS is already on or the conn is closing. */
+int roost_conn_start_tls(roost_conn_t *c, SSL_CTX *ctx);
+/* 1 once the TLS handshake completed. */
+int roost_conn_tls(const roost_conn_t *c);
+/* "TLSv1.3" etc., or NULL without an established TLS session. */
+const char *roost_conn_tls_version(const roost_conn_t *c);
 
 #endif

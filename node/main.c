@@ -1,6 +1,6 @@
 /* roost-node: loads the configuration, connects to Redis, joins the cluster
  * (node/cluster.c), listens for clients while it holds its lease, and shuts
- * down cleanly on SIGINT/SIGTERM. */
+ * down cleanly on SIGINT/SIGTERM. SIGHUP reloads the TLS certificate. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +15,7 @@
 #include "node/presence.h"
 #include "node/router.h"
 #include "node/server.h"
+#include "node/tls.h"
 #include "store/error.h"
 #include "store/store.h"
 
@@ -28,10 +29,13 @@ typedef struct {
     roost_config_t cfg;
     uv_tcp_t listeners[ROOST_CONFIG_MAX_BIND];
     size_t n_listeners;
+    uv_tcp_t tls_listeners[ROOST_CONFIG_MAX_BIND];   /* direct TLS (XEP-0368) */
+    size_t n_tls_listeners;
+    int tls_port;
     int port;              /* c2s port; the kernel's pick is kept for re-listening */
     roost_cluster_t *cluster;
     int subscribed;
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sighup;
     uv_timer_t deadline;
     int listening;
     int cleaning;
@@ -70,6 +74,7 @@ static void on_finish(uv_timer_t *t)
     node.cluster = NULL;
     close_if_open((uv_handle_t *)&node.sigint);
     close_if_open((uv_handle_t *)&node.sigterm);
+    close_if_open((uv_handle_t *)&node.sighup);
     close_if_open((uv_handle_t *)&node.deadline);
     close_if_open((uv_handle_t *)t);
 }
@@ -131,6 +136,9 @@ static void close_listeners(void)
     for (size_t i = 0; i < node.n_listeners; i++)
         uv_close((uv_handle_t *)&node.listeners[i], NULL);
     node.n_listeners = 0;
+    for (size_t i = 0; i < node.n_tls_listeners; i++)
+        uv_close((uv_handle_t *)&node.tls_listeners[i], NULL);
+    node.n_tls_listeners = 0;
     node.listening = 0;
 }
 
@@ -156,18 +164,74 @@ static void on_signal(uv_signal_t *h, int signum)
     shutdown_node();
 }
 
+/* SIGHUP: new connections get the reloaded certificate; the old context
+ * lives on, reference-counted by OpenSSL, until its last connection ends. */
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    char err[512];
+    if (node.cfg.tls_cert == NULL) {
+        ROOST_INFO(0, "SIGHUP: no tls.cert configured, nothing to reload");
+        return;
+    }
+    SSL_CTX *ctx = roost_tls_ctx_new(node.cfg.tls_cert, node.cfg.tls_key, err, sizeof(err));
+    if (ctx == NULL) {
+        ROOST_ERROR(0, "SIGHUP: keeping the current certificate: %s", err);
+        return;
+    }
+    SSL_CTX_free(node.srv.tls_ctx);
+    node.srv.tls_ctx = ctx;
+    ROOST_INFO(0, "SIGHUP: reloaded tls.cert=%s", node.cfg.tls_cert);
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
     if (status < 0) {
         ROOST_WARN(0, "accept error: %s", uv_strerror(status));
         return;
     }
-    roost_c2s_accept(&node.srv, listener);
+    if (listener->data == &node.tls_listeners)
+        roost_c2s_accept_tls(&node.srv, listener);
+    else
+        roost_c2s_accept(&node.srv, listener);
+}
+
+/* Direct TLS listeners on every c2s.bind address; failures are warnings,
+ * STARTTLS on the main port still works. */
+static void start_tls_listeners(void)
+{
+    roost_config_t *cfg = &node.cfg;
+    if (node.tls_port == 0 || node.srv.tls_ctx == NULL)
+        return;
+    for (size_t i = 0; i < cfg->n_c2s_bind; i++) {
+        const char *addr = cfg->c2s_bind[i];
+        struct sockaddr_storage ss;
+        unsigned flags = 0;
+        if (uv_ip4_addr(addr, node.tls_port, (struct sockaddr_in *)&ss) != 0) {
+            if (uv_ip6_addr(addr, node.tls_port, (struct sockaddr_in6 *)&ss) != 0)
+                continue;
+            flags = UV_TCP_IPV6ONLY;
+        }
+        uv_tcp_t *l = &node.tls_listeners[node.n_tls_listeners];
+        uv_tcp_init(node.srv.loop, l);
+        l->data = &node.tls_listeners;
+        int rc = uv_tcp_bind(l, (struct sockaddr *)&ss, flags);
+        if (rc == 0)
+            rc = uv_listen((uv_stream_t *)l, 511, on_connection);
+        if (rc != 0) {
+            ROOST_WARN(0, "cannot listen (direct TLS) on %s port %d: %s", addr, node.tls_port,
+                       uv_strerror(rc));
+            uv_close((uv_handle_t *)l, NULL);
+            continue;
+        }
+        ROOST_INFO(0, "listening tls addr=%s port=%d", addr, node.tls_port);
+        node.n_tls_listeners++;
+    }
 }
 
 static int start_listeners(void)
 {
     roost_config_t *cfg = &node.cfg;
+    start_tls_listeners();
     for (size_t i = 0; i < cfg->n_c2s_bind; i++) {
         const char *addr = cfg->c2s_bind[i];
         struct sockaddr_storage ss;
@@ -335,7 +399,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "roost-node: %s\n", err);
         goto out_cfg;
     }
+    /* Secure by default: without a certificate the only way to serve
+     * clients is to turn the requirement off explicitly. */
+    if (cfg->require_encryption && cfg->tls_cert == NULL) {
+        fprintf(stderr, "roost-node: tls.cert: a certificate is required while "
+                        "c2s.require_encryption is true (set tls.cert and tls.key, "
+                        "or c2s.require_encryption: false)\n");
+        goto out_cfg;
+    }
+    SSL_CTX *tls_ctx = NULL;
+    if (cfg->tls_cert != NULL &&
+        (tls_ctx = roost_tls_ctx_new(cfg->tls_cert, cfg->tls_key, err, sizeof(err))) == NULL) {
+        fprintf(stderr, "roost-node: %s\n", err);
+        goto out_cfg;
+    }
     if (check_only) {
+        SSL_CTX_free(tls_ctx);
         printf("configuration ok\n");
         code = 0;
         goto out_cfg;
@@ -346,6 +425,7 @@ int main(int argc, char **argv)
     roost_server_t *srv = &node.srv;
     srv->loop = uv_default_loop();
     srv->cfg = cfg;
+    srv->tls_ctx = tls_ctx;
     srv->on_idle = on_idle;
     /* A reaped session (dead node, or our own older epoch) goes
      * unavailable to its contacts on its behalf. */
@@ -378,12 +458,15 @@ int main(int argc, char **argv)
     uv_signal_init(srv->loop, &node.sigterm);
     uv_signal_start(&node.sigint, on_signal, SIGINT);
     uv_signal_start(&node.sigterm, on_signal, SIGTERM);
+    uv_signal_init(srv->loop, &node.sighup);
+    uv_signal_start(&node.sighup, on_sighup, SIGHUP);
     uv_timer_init(srv->loop, &node.deadline);
     uv_unref((uv_handle_t *)&node.deadline);
 
     ROOST_INFO(0, "starting node=%s redis=%s:%d domains=%zu", srv->node_id,
                cfg->redis_host, cfg->redis_port, cfg->n_domains);
     node.port = cfg->c2s_port;
+    node.tls_port = cfg->c2s_tls_port;
     srv->store = roost_store_new(srv->loop, &so, on_store_state, srv);
     if (srv->store == NULL) {
         ROOST_ERROR(0, "cannot create the store");
@@ -409,6 +492,7 @@ int main(int argc, char **argv)
     if (rc != 0)
         ROOST_WARN(0, "loop close: %s", uv_strerror(rc));
     roost_map_free(srv->sessions);
+    SSL_CTX_free(srv->tls_ctx);
     ROOST_INFO(0, "stopped");
     roost_config_free(cfg);
     return node.exit_code;

@@ -26,6 +26,9 @@ typedef struct roost_server_s {
     size_t pending_ops;             /* store calls that must finish before exit */
     int shutting_down;
     roost_conn_limits_t conn_limits;
+    /* TLS context for new connections (NULL: no certificate configured).
+     * Replaced on SIGHUP; connections keep a reference to their own. */
+    struct ssl_ctx_st *tls_ctx;
     void (*on_idle)(struct roost_server_s *srv);  /* shutdown progress hook */
     /* A dead node's session (or an earlier epoch's of this node) was reaped
      * from Redis (node/cluster.c); NULL: nothing more to do. Arguments are

@@ -1,6 +1,8 @@
 #!/bin/sh
 # `make run`: a private redis-server plus one roost-node for domain "localhost"
-# on 127.0.0.1:5222, with the demo account demo@localhost (password "demo").
+# on 127.0.0.1:5222 (STARTTLS required) and 5223 (direct TLS), with a
+# self-signed certificate for localhost made on first use under the build
+# tree, and the demo account demo@localhost (password "demo").
 # Ctrl-C or SIGTERM stops both. Usage: ops/run-local.sh [BUILD_DIR]
 set -eu
 
@@ -9,6 +11,8 @@ RUN_DIR=$BUILD_DIR/run
 REDIS_DIR=$RUN_DIR/redis
 REDIS_PORT=${ROOST_REDIS_PORT:-6380}
 C2S_PORT=${ROOST_C2S_PORT:-5222}
+TLS_PORT=${ROOST_C2S_TLS_PORT:-5223}
+TLS_DIR=$RUN_DIR/tls
 NODE_BIN=$BUILD_DIR/bin/roost-node
 CTL_BIN=$BUILD_DIR/bin/roostctl
 NODE_LOG=$RUN_DIR/node.log
@@ -20,6 +24,7 @@ for b in "$NODE_BIN" "$CTL_BIN"; do
 done
 command -v redis-server >/dev/null 2>&1 || die "redis-server not found (sh ops/deps.sh)"
 command -v redis-cli >/dev/null 2>&1 || die "redis-cli not found (sh ops/deps.sh)"
+command -v openssl >/dev/null 2>&1 || die "openssl not found (sh ops/deps.sh)"
 
 mkdir -p "$REDIS_DIR"
 REDIS_DIR=$(cd "$REDIS_DIR" && pwd)
@@ -79,9 +84,21 @@ if ! printf 'demo\n' | "$CTL_BIN" --redis "$REDIS_URL" user add demo@localhost -
         die "could not create demo@localhost: $(cat "$RUN_DIR/roostctl.err")"
 fi
 
+# Encryption is required by default: a self-signed certificate for
+# localhost, made once and kept, stands in for a real one.
+mkdir -p "$TLS_DIR"
+if [ ! -s "$TLS_DIR/cert.pem" ] || [ ! -s "$TLS_DIR/key.pem" ]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout "$TLS_DIR/key.pem" -out "$TLS_DIR/cert.pem" -days 3650 \
+        -subj /CN=localhost -addext subjectAltName=DNS:localhost \
+        >"$RUN_DIR/openssl.log" 2>&1 || die "openssl req failed; see $RUN_DIR/openssl.log"
+    echo "run-local: made a self-signed certificate in $TLS_DIR" >&2
+fi
+
 : >"$NODE_LOG"
 ROOST_REDIS_HOST=127.0.0.1 ROOST_REDIS_PORT=$REDIS_PORT \
-ROOST_C2S_BIND=127.0.0.1 ROOST_C2S_PORT=$C2S_PORT \
+ROOST_C2S_BIND=127.0.0.1 ROOST_C2S_PORT=$C2S_PORT ROOST_C2S_TLS_PORT=$TLS_PORT \
+ROOST_TLS_CERT=$TLS_DIR/cert.pem ROOST_TLS_KEY=$TLS_DIR/key.pem \
     "$NODE_BIN" --domain localhost </dev/null 2>>"$NODE_LOG" &
 node_pid=$!
 tail -n +1 -f "$NODE_LOG" >&2 &
@@ -100,9 +117,9 @@ cat <<EOF
   roost is running.
     JID:       demo@localhost
     password:  demo
-    server:    127.0.0.1, port $C2S_PORT
-    security:  plaintext on loopback (no TLS); allow PLAIN/unencrypted login
-               in your client, e.g. Gajim: "Connect using unencrypted connection"
+    server:    127.0.0.1, port $C2S_PORT (STARTTLS), $TLS_PORT (direct TLS)
+    security:  TLS required, with a self-signed certificate for localhost
+               ($TLS_DIR/cert.pem): accept it in your client
   node log:    $NODE_LOG     redis: $REDIS_URL
   Add users:   printf 'pw\\n' | $CTL_BIN --redis $REDIS_URL user add bob@localhost --password-stdin
   Stop:        Ctrl-C

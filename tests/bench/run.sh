@@ -76,6 +76,7 @@ for n in 1 2; do
     port=$(free_port)
     ROOST_NODE_ID=bench-$n ROOST_DOMAINS=localhost \
     ROOST_C2S_BIND=127.0.0.1 ROOST_C2S_PORT=$port \
+    ROOST_C2S_REQUIRE_ENCRYPTION=false ROOST_C2S_TLS_PORT=0 \
     ROOST_REDIS_HOST=127.0.0.1 ROOST_REDIS_PORT=$REDIS_PORT \
     ROOST_LOG_LEVEL=warn \
         "$BIN/roost-node" </dev/null >"$RUN_DIR/node$n.log" 2>&1 &

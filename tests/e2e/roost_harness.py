@@ -201,6 +201,10 @@ class Node:
             "ROOST_REDIS_PORT": str(redis.port),
             "ROOST_NODE_ID": self.node_id,
             "ROOST_LOG_LEVEL": "debug",
+            # The suite speaks plaintext on loopback unless a test turns TLS
+            # on (tests/e2e/test_tls.py); no direct TLS port to clash on.
+            "ROOST_C2S_REQUIRE_ENCRYPTION": "false",
+            "ROOST_C2S_TLS_PORT": "0",
         })
         self.env.update(env or {})
         self.args = list(args or [])
@@ -265,6 +269,8 @@ class Node:
 def run_node_cmd(args, env=None, timeout=WAIT):
     """Runs roost-node to completion (e.g. --check-config)."""
     e = clean_environ()
+    # As for Node: tests opt in to the TLS requirement.
+    e["ROOST_C2S_REQUIRE_ENCRYPTION"] = "false"
     e.update(env or {})
     return subprocess.run([os.path.join(bin_dir(), "roost-node")] + list(args),
                           env=e, capture_output=True, text=True, timeout=timeout,
@@ -572,6 +578,28 @@ class RawClient:
     def restart(self, to=DOMAIN):
         self.reader = Reader()
         return self.open_stream(to=to)
+
+    def starttls(self, context=None, to=DOMAIN):
+        """STARTTLS (RFC 6120 §5): sends <starttls/>, expects <proceed/>,
+        wraps the socket (no certificate check unless context says so) and
+        restarts the stream; returns the new features."""
+        import ssl
+        self.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        r = self.next()
+        if r.name != "proceed":
+            raise AssertionError("expected <proceed/>, got %r" % (r,))
+        self.wrap_tls(context)
+        return self.restart(to=to)
+
+    def wrap_tls(self, context=None):
+        import ssl
+        if context is None:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        self.sock.settimeout(self.timeout)
+        self.sock = context.wrap_socket(self.sock, server_hostname=DOMAIN)
+        return self.sock
 
     def mechanisms(self):
         m = self.features.find("{%s}mechanisms" % NS_SASL)

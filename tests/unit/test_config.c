@@ -19,6 +19,7 @@ static const char *const env_vars[] = {
     "ROOST_LIMITS_MAX_DEPTH", "ROOST_LIMITS_MAX_ATTRS", "ROOST_LIMITS_AUTH_TIMEOUT_S",
     "ROOST_LIMITS_MAX_RESOURCES", "ROOST_LIMITS_WRITE_HIGH_WATERMARK",
     "ROOST_LIMITS_WRITE_LOW_WATERMARK", "ROOST_LIMITS_WRITE_MAX",
+    "ROOST_C2S_REQUIRE_ENCRYPTION", "ROOST_C2S_TLS_PORT", "ROOST_TLS_CERT", "ROOST_TLS_KEY",
 };
 
 /* The developer's shell or CI may export ROOST_* variables; tests start clean. */
@@ -67,6 +68,10 @@ static void assert_default_values(const roost_config_t *cfg)
     ck_assert_str_eq(cfg->c2s_bind[1], "::");
     ck_assert_int_eq(cfg->c2s_port, 5222);
     ck_assert_int_eq(cfg->allow_plaintext_auth, 0);
+    ck_assert_int_eq(cfg->require_encryption, 1);
+    ck_assert_int_eq(cfg->c2s_tls_port, 5223);
+    ck_assert_ptr_null(cfg->tls_cert);
+    ck_assert_ptr_null(cfg->tls_key);
     ck_assert_str_eq(cfg->redis_host, "127.0.0.1");
     ck_assert_int_eq(cfg->redis_port, 6379);
     ck_assert_ptr_null(cfg->redis_password);
@@ -155,6 +160,11 @@ START_TEST(test_load_overrides)
                    "  bind: [127.0.0.1]\n"
                    "  port: 0\n"
                    "  allow_plaintext_auth: yes\n"
+                   "  require_encryption: no\n"
+                   "  tls_port: 0\n"
+                   "tls:\n"
+                   "  cert: /etc/roost/chain.pem\n"
+                   "  key: /etc/roost/key.pem\n"
                    "redis:\n"
                    "  host: redis.internal\n"
                    "  port: 6380\n"
@@ -183,6 +193,10 @@ START_TEST(test_load_overrides)
     ck_assert_str_eq(cfg.c2s_bind[0], "127.0.0.1");
     ck_assert_int_eq(cfg.c2s_port, 0);
     ck_assert_int_eq(cfg.allow_plaintext_auth, 1);
+    ck_assert_int_eq(cfg.require_encryption, 0);
+    ck_assert_int_eq(cfg.c2s_tls_port, 0);
+    ck_assert_str_eq(cfg.tls_cert, "/etc/roost/chain.pem");
+    ck_assert_str_eq(cfg.tls_key, "/etc/roost/key.pem");
     ck_assert_str_eq(cfg.redis_host, "redis.internal");
     ck_assert_int_eq(cfg.redis_port, 6380);
     ck_assert_str_eq(cfg.redis_password, "s3cret");

@@ -1,0 +1,302 @@
+# TLS on the c2s listeners (issue 5): STARTTLS (RFC 6120 §5), direct TLS
+# (XEP-0368), TLS 1.2+ only, encryption required before SASL and stanzas,
+# pipelined bytes after <starttls/> dropped, certificate reload on SIGHUP.
+
+import asyncio
+import hashlib
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import tempfile
+import warnings
+
+import pytest
+
+import roost_harness as h
+
+NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls"
+
+
+def make_cert(directory, cn="localhost"):
+    """A fresh self-signed EC certificate and key; returns (cert, key)."""
+    cert = os.path.join(directory, "cert.pem")
+    key = os.path.join(directory, "key.pem")
+    tmp_cert, tmp_key = cert + ".new", key + ".new"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
+                    "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", tmp_key, "-out", tmp_cert, "-days", "2",
+                    "-subj", "/CN=%s" % cn, "-addext", "subjectAltName=DNS:%s" % cn],
+                   check=True, capture_output=True, timeout=h.WAIT)
+    # Renamed into place so a reload never reads a half-written file.
+    os.replace(tmp_key, key)
+    os.replace(tmp_cert, cert)
+    return cert, key
+
+
+def der_of(cert_path):
+    with open(cert_path) as f:
+        return ssl.PEM_cert_to_DER_cert(f.read())
+
+
+@pytest.fixture(scope="session")
+def tls_cert():
+    d = tempfile.mkdtemp(prefix="roost-e2e-tls.")
+    try:
+        yield make_cert(d)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def tls_node(node_factory, tls_cert):
+    """tls_node(cert=..., key=...) -> a node requiring encryption, with a
+    direct TLS port in node.tls_port."""
+    def start(cert=None, key=None, env=None):
+        tls_port = h.free_port()
+        e = {"ROOST_C2S_REQUIRE_ENCRYPTION": "true",
+             "ROOST_TLS_CERT": cert or tls_cert[0],
+             "ROOST_TLS_KEY": key or tls_cert[1],
+             "ROOST_C2S_TLS_PORT": str(tls_port)}
+        e.update(env or {})
+        n = node_factory(env=e)
+        n.tls_port = tls_port
+        h.wait_until(lambda: h.port_open(tls_port), what="direct TLS port")
+        return n
+    return start
+
+
+def features_has(features, ns, name):
+    return features.find("{%s}%s" % (ns, name)) is not None
+
+
+def scram_login(c, local, pw, resource="tls"):
+    r = c.auth_scram(local, pw)
+    assert r.name == "success", r
+    feats = c.restart()
+    assert features_has(feats, h.NS_BIND, "bind")
+    res = c.bind(resource)
+    assert res.get("type") == "result", res
+    return c.jid
+
+
+def test_starttls_then_scram_bind_and_message(tls_node, raw, user):
+    n = tls_node()
+    la, _, pwa = user()
+    lb, _, pwb = user()
+    a = raw(n.port)
+    feats = a.open_stream()
+    st = feats.find("{%s}starttls" % NS_TLS)
+    assert st is not None and st.find("{%s}required" % NS_TLS) is not None
+    # With TLS mandatory nothing else is offered before it.
+    assert a.mechanisms() == []
+    feats = a.starttls()
+    assert a.sock.version() == "TLSv1.3"
+    assert not features_has(feats, NS_TLS, "starttls")
+    assert {"SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"} <= set(a.mechanisms())
+    scram_login(a, la, pwa, "a")
+    b = raw(n.port)
+    b.open_stream()
+    b.starttls()
+    scram_login(b, lb, pwb, "b")
+    b.presence()
+    b.sync()
+    a.message(b.jid, "over tls")
+    m = b.next_message()
+    assert h.body_of(m) == "over tls"
+
+
+def test_direct_tls(tls_node, raw, user):
+    n = tls_node()
+    local, _, pw = user()
+    c = raw(n.tls_port)
+    c.wrap_tls()
+    assert c.sock.version() == "TLSv1.3"
+    feats = c.open_stream()
+    assert not features_has(feats, NS_TLS, "starttls")
+    assert "SCRAM-SHA-256" in c.mechanisms()
+    scram_login(c, local, pw)
+    c.sync()
+
+
+def test_plain_allowed_under_tls(tls_node, raw, user):
+    n = tls_node()
+    local, _, pw = user()
+    c = raw(n.tls_port)
+    c.wrap_tls()
+    c.open_stream()
+    assert c.auth_plain(local, pw).name == "success"
+
+
+def test_tls_1_1_refused(tls_node, raw):
+    n = tls_node()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    # Let this client offer TLS 1.1 at all; the server must refuse it.
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    c = raw(n.tls_port)
+    with pytest.raises(ssl.SSLError):
+        c.wrap_tls(ctx)
+    h.wait_until(lambda: "tls handshake failed" in n.log(), what="handshake failure log")
+    # ... and the same on STARTTLS; then the node still serves TLS 1.2.
+    s = raw(n.port)
+    s.open_stream()
+    s.send("<starttls xmlns='%s'/>" % NS_TLS)
+    assert s.next().name == "proceed"
+    with pytest.raises(ssl.SSLError):
+        s.wrap_tls(ctx)
+    ok = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ok.check_hostname = False
+    ok.verify_mode = ssl.CERT_NONE
+    ok.maximum_version = ssl.TLSVersion.TLSv1_2
+    c2 = raw(n.tls_port)
+    c2.wrap_tls(ok)
+    assert c2.sock.version() == "TLSv1.2"
+    c2.open_stream()
+    assert "SCRAM-SHA-256" in c2.mechanisms()
+
+
+def test_bytes_pipelined_after_starttls_are_discarded(tls_node, raw, user):
+    """A stanza and an <auth/> sent in the clear right behind <starttls/>
+    are neither processed (no policy-violation, no SASL answer) nor carried
+    into the encrypted stream."""
+    n = tls_node()
+    local, _, pw = user()
+    c = raw(n.port)
+    c.open_stream()
+    c.send("<starttls xmlns='%s'/>"
+           "<message to='nobody@localhost' type='chat'><body>clear</body></message>"
+           "<auth xmlns='%s' mechanism='PLAIN'>AGZvbwBiYXI=</auth>" % (NS_TLS, h.NS_SASL))
+    assert c.next().name == "proceed"
+    c.wrap_tls()
+    feats = c.restart()
+    assert "SCRAM-SHA-256" in c.mechanisms(), feats
+    scram_login(c, local, pw)
+    c.sync()
+    assert "stream error" not in n.log()
+
+
+def test_auth_and_stanza_before_tls_refused(tls_node, raw, user):
+    n = tls_node()
+    local, _, pw = user()
+    c = raw(n.port)
+    c.open_stream()
+    r = c.auth_plain(local, pw)
+    assert r.name == "failure"
+    assert r.find("{%s}encryption-required" % h.NS_SASL) is not None, r
+    c.send("<message to='%s@localhost'><body>x</body></message>" % local)
+    cond, _ = c.expect_stream_error()
+    assert cond == "policy-violation"
+
+
+def test_starttls_twice_fails(tls_node, raw):
+    n = tls_node()
+    c = raw(n.port)
+    c.open_stream()
+    c.starttls()
+    c.send("<starttls xmlns='%s'/>" % NS_TLS)
+    r = c.next()
+    assert r.name == "failure" and r.ns == NS_TLS
+    cond, _ = c.expect_stream_error()
+    assert cond is not None
+
+
+def test_sighup_reloads_certificate(tls_node, raw, user, tmp_path):
+    cert, key = make_cert(str(tmp_path))
+    old_der = der_of(cert)
+    n = tls_node(cert=cert, key=key)
+    local, _, pw = user()
+    a = raw(n.tls_port)
+    a.wrap_tls()
+    assert a.sock.getpeercert(binary_form=True) == old_der
+    a.open_stream()
+    scram_login(a, local, pw, "old")
+
+    make_cert(str(tmp_path))
+    new_der = der_of(cert)
+    assert new_der != old_der
+    n.proc.send_signal(signal.SIGHUP)
+    h.wait_until(lambda: "reloaded tls.cert" in n.log(), what="certificate reload")
+
+    b = raw(n.tls_port)
+    b.wrap_tls()
+    assert hashlib.sha256(b.sock.getpeercert(binary_form=True)).hexdigest() == \
+        hashlib.sha256(new_der).hexdigest()
+    s = raw(n.port)
+    s.open_stream()
+    s.starttls()
+    assert s.sock.getpeercert(binary_form=True) == new_der
+    # The connection made before the reload keeps its session.
+    a.sync()
+
+
+def test_sighup_with_broken_cert_keeps_old(tls_node, raw, tmp_path):
+    cert, key = make_cert(str(tmp_path))
+    old_der = der_of(cert)
+    n = tls_node(cert=cert, key=key)
+    with open(cert, "w") as f:
+        f.write("not a certificate\n")
+    n.proc.send_signal(signal.SIGHUP)
+    h.wait_until(lambda: "keeping the current certificate" in n.log(), what="reload refusal")
+    c = raw(n.tls_port)
+    c.wrap_tls()
+    assert c.sock.getpeercert(binary_form=True) == old_der
+
+
+def test_refuses_to_start_without_cert():
+    r = h.run_node_cmd(["--domain", "localhost"], env={"ROOST_C2S_REQUIRE_ENCRYPTION": "true"})
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "tls.cert" in r.stderr
+
+
+def test_refuses_to_start_with_missing_cert_file():
+    r = h.run_node_cmd(["--check-config", "--domain", "localhost"],
+                       env={"ROOST_C2S_REQUIRE_ENCRYPTION": "true",
+                            "ROOST_TLS_CERT": "/nonexistent/cert.pem"})
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "tls.cert" in r.stderr and "/nonexistent/cert.pem" in r.stderr
+
+
+def test_slixmpp_starttls(tls_node, user):
+    n = tls_node()
+    local, bare, pw = user()
+    s = h.Slix(n.port)
+    try:
+        x = s.client(bare, pw, mech="SCRAM-SHA-256")
+        x.ssl_context.check_hostname = False
+        x.ssl_context.verify_mode = ssl.CERT_NONE
+        x.connect(address=("127.0.0.1", n.port), use_ssl=False,
+                  force_starttls=True, disable_starttls=False)
+
+        async def wait():
+            await asyncio.wait([x.e2e_session, x.e2e_failed, x.e2e_disconnected],
+                               return_when=asyncio.FIRST_COMPLETED)
+            assert x.e2e_session.done(), "slixmpp login over STARTTLS failed"
+        s.run(wait())
+        h.wait_until(lambda: "tls established version=TLSv1.3" in n.log(),
+                     what="TLS 1.3 in the node log")
+        assert "authenticated user=%s@localhost" % local in n.log()
+    finally:
+        s.close()
+
+
+def test_many_records_in_one_read_all_answered(tls_node, raw, user):
+    """Stanzas that wait for Redis pause the session; records that arrived
+    in the same TCP read must wait in the TLS engine, not be lost."""
+    n = tls_node()
+    local, _, pw = user()
+    c = raw(n.tls_port)
+    c.wrap_tls()
+    c.open_stream()
+    scram_login(c, local, pw)
+    ids = ["q%d" % i for i in range(60)]
+    for i in ids:   # one TLS record each
+        c.send("<iq type='get' id='%s'><query xmlns='jabber:iq:roster'/></iq>" % i)
+    got = [c.next(name="iq").get("id") for _ in ids]
+    assert got == ids
