@@ -397,3 +397,11 @@ const char *roost_conn_tls_version(const roost_conn_t *c)
 {
     return c->tls != NULL && roost_tls_established(c->tls) ? roost_tls_version(c->tls) : NULL;
 }
+
+int roost_conn_channel_binding(const roost_conn_t *c, const char *type, unsigned char *buf,
+                               size_t cap)
+{
+    if (c->tls == NULL)
+        return ROOST_EINVAL;
+    return roost_tls_channel_binding(c->tls, type, buf, cap);
+}

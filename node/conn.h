@@ -64,5 +64,9 @@ int roost_conn_start_tls(roost_conn_t *c, SSL_CTX *ctx);
 int roost_conn_tls(const roost_conn_t *c);
 /* "TLSv1.3" etc., or NULL without an established TLS session. */
 const char *roost_conn_tls_version(const roost_conn_t *c);
+/* Channel-binding data of the TLS session (see roost_tls_channel_binding);
+ * ROOST_EINVAL without an established TLS session. */
+int roost_conn_channel_binding(const roost_conn_t *c, const char *type, unsigned char *buf,
+                               size_t cap);
 
 #endif

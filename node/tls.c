@@ -5,8 +5,10 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/x509.h>
 
 #include "node/tls.h"
 #include "store/error.h"
@@ -222,6 +224,57 @@ int roost_tls_in_pending(const roost_tls_t *t)
 const char *roost_tls_version(const roost_tls_t *t)
 {
     return SSL_get_version(t->ssl);
+}
+
+/* RFC 5929 §4.1: the certificate's own signature hash, except that MD5 and
+ * SHA-1 are replaced by SHA-256; with no single hash (Ed25519, say) the
+ * binding is undefined, so it is not offered. */
+static int server_end_point(const roost_tls_t *t, unsigned char *buf, size_t cap)
+{
+    X509 *x = SSL_get_certificate(t->ssl);
+    const EVP_MD *md;
+    unsigned int n = 0;
+    int mdnid = NID_undef;
+
+    if (x == NULL || X509_get_signature_info(x, &mdnid, NULL, NULL, NULL) != 1)
+        return ROOST_EINVAL;
+    if (mdnid == NID_md5 || mdnid == NID_sha1)
+        mdnid = NID_sha256;
+    md = mdnid != NID_undef ? EVP_get_digestbynid(mdnid) : NULL;
+    if (md == NULL)
+        return ROOST_EINVAL;
+    if (cap < (size_t)EVP_MD_get_size(md))
+        return ROOST_ELIMIT;
+    if (X509_digest(x, md, buf, &n) != 1)
+        return ROOST_EINVAL;
+    return (int)n;
+}
+
+int roost_tls_channel_binding(const roost_tls_t *t, const char *type, unsigned char *buf,
+                              size_t cap)
+{
+    static const char label[] = "EXPORTER-Channel-Binding";
+    int rc;
+
+    if (!t->established || type == NULL)
+        return ROOST_EINVAL;
+    ERR_clear_error();
+    if (strcmp(type, "tls-server-end-point") == 0) {
+        rc = server_end_point(t, buf, cap);
+    } else if (strcmp(type, "tls-exporter") == 0) {
+        /* Under TLS 1.2 the exporter is only safe with the extended master
+         * secret (RFC 9266 §3); simpler to keep it to TLS 1.3. */
+        if (SSL_version(t->ssl) < TLS1_3_VERSION)
+            return ROOST_EINVAL;
+        if (cap < 32)
+            return ROOST_ELIMIT;
+        rc = SSL_export_keying_material(t->ssl, buf, 32, label, sizeof(label) - 1,
+                                        (const unsigned char *)"", 0, 1) == 1 ? 32 : ROOST_EINVAL;
+    } else {
+        rc = ROOST_EINVAL;
+    }
+    ERR_clear_error();
+    return rc;
 }
 
 const char *roost_tls_error(const roost_tls_t *t)

@@ -53,6 +53,21 @@ int roost_tls_in_pending(const roost_tls_t *t);
 int roost_tls_peer_closed(const roost_tls_t *t);
 /* "TLSv1.3" etc. after the handshake. */
 const char *roost_tls_version(const roost_tls_t *t);
+/* Largest channel-binding value roost_tls_channel_binding produces. */
+#define ROOST_TLS_CB_MAX 64
+
+/* Channel-binding data of the established session into buf (cap bytes):
+ * "tls-exporter" (RFC 9266: 32 bytes exported with the label
+ * "EXPORTER-Channel-Binding" and an empty context; offered on TLS 1.3
+ * only, where the exporter is bound to the full handshake) or
+ * "tls-server-end-point" (RFC 5929 §4.1: a hash of our certificate).
+ * Returns the length, or ROOST_EINVAL when the type is unknown or not
+ * available on this session (no handshake yet, TLS 1.2 for tls-exporter,
+ * a certificate whose signature uses no single hash), ROOST_ELIMIT when
+ * cap is too small. */
+int roost_tls_channel_binding(const roost_tls_t *t, const char *type, unsigned char *buf,
+                              size_t cap);
+
 /* The last OpenSSL error as text, for log lines (static storage). */
 const char *roost_tls_error(const roost_tls_t *t);
 

@@ -1,6 +1,7 @@
 /* Unit tests for node/tls: context loading from PEM files and the memory-BIO
  * engine against an in-process OpenSSL client (TLS 1.3 and 1.2, data both
- * ways, TLS 1.1 refused, writes before the handshake, close_notify). */
+ * ways, TLS 1.1 refused, writes before the handshake, close_notify), and
+ * channel-binding data as the client computes it. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -249,6 +250,73 @@ START_TEST(test_garbage_refused)
 }
 END_TEST
 
+/* Both channel bindings, checked against what the client side derives:
+ * the exporter from its own keying material (RFC 9266), the end point from
+ * the certificate it received (RFC 5929 §4.1; ours is signed with SHA-256). */
+static void channel_binding(int max_version)
+{
+    char err[512];
+    unsigned char sb[ROOST_TLS_CB_MAX], cbuf[ROOST_TLS_CB_MAX];
+    unsigned int n = 0;
+    static const char label[] = "EXPORTER-Channel-Binding";
+
+    SSL_CTX *ctx = roost_tls_ctx_new(cert_path, key_path, err, sizeof(err));
+    ck_assert_msg(ctx != NULL, "%s", err);
+    roost_tls_t *t = roost_tls_new(ctx);
+    ck_assert_ptr_nonnull(t);
+    SSL_CTX_free(ctx);
+    /* Nothing to bind to before the handshake. */
+    ck_assert_int_eq(roost_tls_channel_binding(t, "tls-server-end-point", sb, sizeof(sb)),
+                     ROOST_EINVAL);
+    ck_assert_int_eq(roost_tls_channel_binding(t, "tls-exporter", sb, sizeof(sb)),
+                     ROOST_EINVAL);
+
+    client_t c;
+    client_init(&c, max_version);
+    ck_assert_int_eq(pump(&c, t), 0);
+    ck_assert(roost_tls_established(t));
+
+    X509 *peer = SSL_get1_peer_certificate(c.ssl);
+    ck_assert_ptr_nonnull(peer);
+    ck_assert_int_eq(X509_digest(peer, EVP_sha256(), cbuf, &n), 1);
+    X509_free(peer);
+    ck_assert_int_eq(roost_tls_channel_binding(t, "tls-server-end-point", sb, sizeof(sb)), 32);
+    ck_assert_uint_eq(n, 32);
+    ck_assert(memcmp(sb, cbuf, 32) == 0);
+    ck_assert_int_eq(roost_tls_channel_binding(t, "tls-server-end-point", sb, 31), ROOST_ELIMIT);
+
+    int rc = roost_tls_channel_binding(t, "tls-exporter", sb, sizeof(sb));
+    if (max_version == 0) {
+        ck_assert_int_eq(rc, 32);
+        ck_assert_int_eq(SSL_export_keying_material(c.ssl, cbuf, 32, label, sizeof(label) - 1,
+                                                    (const unsigned char *)"", 0, 1), 1);
+        ck_assert(memcmp(sb, cbuf, 32) == 0);
+        /* Stable: the same session gives the same bytes again. */
+        ck_assert_int_eq(roost_tls_channel_binding(t, "tls-exporter", cbuf, sizeof(cbuf)), 32);
+        ck_assert(memcmp(sb, cbuf, 32) == 0);
+        ck_assert_int_eq(roost_tls_channel_binding(t, "tls-exporter", sb, 16), ROOST_ELIMIT);
+    } else {
+        /* TLS 1.2: tls-exporter is not offered. */
+        ck_assert_int_eq(rc, ROOST_EINVAL);
+    }
+    ck_assert_int_eq(roost_tls_channel_binding(t, "tls-unique", sb, sizeof(sb)), ROOST_EINVAL);
+    ck_assert_int_eq(roost_tls_channel_binding(t, NULL, sb, sizeof(sb)), ROOST_EINVAL);
+    client_free(&c);
+    roost_tls_free(t);
+}
+
+START_TEST(test_cb_tls13)
+{
+    channel_binding(0);
+}
+END_TEST
+
+START_TEST(test_cb_tls12)
+{
+    channel_binding(TLS1_2_VERSION);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("tls");
@@ -259,6 +327,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_tls12);
     tcase_add_test(tc, test_tls11_refused);
     tcase_add_test(tc, test_garbage_refused);
+    tcase_add_test(tc, test_cb_tls13);
+    tcase_add_test(tc, test_cb_tls12);
     suite_add_tcase(s, tc);
     return s;
 }
