@@ -12,6 +12,7 @@
 #include "node/presence.h"
 #include "node/router.h"
 #include "node/sasl.h"
+#include "node/tls.h"
 #include "node/xmlstream.h"
 #include "node/xmpp_error.h"
 #include "store/error.h"
@@ -20,6 +21,7 @@
 #define NS_BIND    "urn:ietf:params:xml:ns:xmpp-bind"
 #define NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
 #define NS_TLS     "urn:ietf:params:xml:ns:xmpp-tls"
+#define NS_SASL_CB "urn:xmpp:sasl-cb:0"
 #define MAX_AUTH_FAILURES 5
 
 typedef enum {
@@ -321,6 +323,46 @@ static int sasl_ok(const roost_c2s_t *s)
     return roost_conn_is_loopback(s->conn) || s->srv->cfg->allow_plaintext_auth;
 }
 
+/* Channel-binding types (RFC 5056 names) we offer, strongest first:
+ * tls-exporter binds to the TLS 1.3 session itself, tls-server-end-point
+ * only to our certificate (XEP-0440 makes it mandatory to offer). */
+static const char *const cb_types[] = {"tls-exporter", "tls-server-end-point"};
+#define CB_TYPES (sizeof(cb_types) / sizeof(cb_types[0]))
+
+/* Bit i set when cb_types[i] is available on this connection (none
+ * without TLS, tls-exporter only on TLS 1.3). */
+static unsigned cb_available(const roost_c2s_t *s)
+{
+    unsigned char buf[ROOST_TLS_CB_MAX];
+    unsigned mask = 0;
+    size_t i;
+
+    for (i = 0; i < CB_TYPES; i++)
+        if (roost_conn_channel_binding(s->conn, cb_types[i], buf, sizeof(buf)) > 0)
+            mask |= 1u << i;
+    return mask;
+}
+
+/* Hands every available binding to the exchange, whatever the mechanism:
+ * even a non-PLUS exchange needs to know that we could bind, to refuse a
+ * client's "y" flag as a downgrade. 0 or a negative ROOST_E*. */
+static int offer_channel_binding(roost_c2s_t *s)
+{
+    unsigned char buf[ROOST_TLS_CB_MAX];
+    size_t i;
+    int n, rc;
+
+    for (i = 0; i < CB_TYPES; i++) {
+        n = roost_conn_channel_binding(s->conn, cb_types[i], buf, sizeof(buf));
+        if (n <= 0)
+            continue;
+        rc = roost_sasl_set_channel_binding(s->sasl, cb_types[i], buf, (size_t)n);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 static void send_features(roost_c2s_t *s)
 {
     if (s->state == C2S_STREAM_WAIT) {
@@ -334,11 +376,31 @@ static void send_features(roost_c2s_t *s)
                                               : "<starttls xmlns='" NS_TLS "'/>");
         /* RFC 6120 §5.3.1: with TLS mandatory, the other features wait
          * for the restart after the handshake. */
-        if (sasl_ok(s))
-            roost_buf_puts(&b, "<mechanisms xmlns='" NS_SASL "'>"
-                               "<mechanism>SCRAM-SHA-256</mechanism>"
+        if (sasl_ok(s)) {
+            unsigned cb = cb_available(s);
+            size_t i;
+
+            /* -PLUS first: clients take the first mechanism they know. */
+            roost_buf_puts(&b, "<mechanisms xmlns='" NS_SASL "'>");
+            if (cb != 0)
+                roost_buf_puts(&b, "<mechanism>SCRAM-SHA-256-PLUS</mechanism>"
+                                   "<mechanism>SCRAM-SHA-1-PLUS</mechanism>");
+            roost_buf_puts(&b, "<mechanism>SCRAM-SHA-256</mechanism>"
                                "<mechanism>SCRAM-SHA-1</mechanism>"
                                "<mechanism>PLAIN</mechanism></mechanisms>");
+            /* XEP-0440: which bindings the -PLUS mechanisms accept. */
+            if (cb != 0) {
+                roost_buf_puts(&b, "<sasl-channel-binding xmlns='" NS_SASL_CB "'>");
+                for (i = 0; i < CB_TYPES; i++) {
+                    if (!(cb & (1u << i)))
+                        continue;
+                    roost_buf_puts(&b, "<channel-binding type='");
+                    roost_buf_puts(&b, cb_types[i]);
+                    roost_buf_puts(&b, "'/>");
+                }
+                roost_buf_puts(&b, "</sasl-channel-binding>");
+            }
+        }
         roost_buf_puts(&b, "</stream:features>");
         if (b.data != NULL)
             roost_c2s_send_bytes(s, b.data, b.len);
@@ -521,9 +583,12 @@ static int handle_sasl(roost_c2s_t *s, roost_xml_t *el)
         } else {
             const char *mech_name = roost_xml_attr(el, "mechanism");
             roost_sasl_mech_t mech = mech_name != NULL ? roost_sasl_mech_by_name(mech_name) : 0;
-            if (mech == 0) {
+            int plus = mech == ROOST_SASL_SCRAM_SHA1_PLUS || mech == ROOST_SASL_SCRAM_SHA256_PLUS;
+            /* -PLUS is only offered with something to bind to. */
+            if (mech == 0 || (plus && cb_available(s) == 0)) {
                 sasl_failure(s, "invalid-mechanism");
-            } else if ((s->sasl = roost_sasl_new(mech, s->domain)) == NULL) {
+            } else if ((s->sasl = roost_sasl_new(mech, s->domain)) == NULL ||
+                       offer_channel_binding(s) < 0) {
                 sasl_failure(s, "temporary-auth-failure");
             } else {
                 roost_sasl_result_t r = roost_sasl_start(s->sasl, text);

@@ -1,6 +1,7 @@
 /* SASL server side of PLAIN (RFC 4616) and SCRAM-SHA-1/-SHA-256 (RFC 5802,
- * RFC 7677) as a pure state machine over the base64 text of <auth/> and
- * <response/>: parsing, bounds, proofs. The caller fetches credentials. */
+ * RFC 7677) with their -PLUS channel-binding variants, as a pure state
+ * machine over the base64 text of <auth/> and <response/>: parsing, bounds,
+ * proofs. The caller fetches credentials and the channel-binding data. */
 #include "node/sasl.h"
 
 #include <stdint.h>
@@ -55,6 +56,16 @@ struct roost_sasl_s {
     char *test_snonce;       /* test hook only: fixed server nonce part */
     roost_scram_cred_t cred; /* stored (or fake) keys for the proof */
     int known_user;
+
+    /* Channel bindings the connection offers, and the one the client chose
+     * (-1: none, so c= carries only the gs2 header). */
+    struct {
+        char name[ROOST_SASL_CB_NAME_MAX + 1];
+        uint8_t data[ROOST_SASL_CB_DATA_MAX];
+        size_t len;
+    } cb[ROOST_SASL_CB_TYPES];
+    int ncb;
+    int cb_used;
 };
 
 /* ---- helpers -------------------------------------------------------- */
@@ -76,7 +87,48 @@ static roost_sasl_result_t fail(roost_sasl_t *s, const char *cond)
 
 static roost_hash_t mech_hash(roost_sasl_mech_t mech)
 {
-    return mech == ROOST_SASL_SCRAM_SHA1 ? ROOST_HASH_SHA1 : ROOST_HASH_SHA256;
+    return mech == ROOST_SASL_SCRAM_SHA1 || mech == ROOST_SASL_SCRAM_SHA1_PLUS
+               ? ROOST_HASH_SHA1 : ROOST_HASH_SHA256;
+}
+
+static int mech_plus(roost_sasl_mech_t mech)
+{
+    return mech == ROOST_SASL_SCRAM_SHA1_PLUS || mech == ROOST_SASL_SCRAM_SHA256_PLUS;
+}
+
+/* The mechanism without -PLUS: both share the stored credentials, so an
+ * unknown user's fake salt must not differ between them either. */
+static roost_sasl_mech_t mech_base(roost_sasl_mech_t mech)
+{
+    if (mech == ROOST_SASL_SCRAM_SHA1_PLUS)
+        return ROOST_SASL_SCRAM_SHA1;
+    if (mech == ROOST_SASL_SCRAM_SHA256_PLUS)
+        return ROOST_SASL_SCRAM_SHA256;
+    return mech;
+}
+
+/* cb-name = 1*(ALPHA / DIGIT / "." / "-") (RFC 5802 §7). */
+static int cb_name_ok(const char *p, size_t n)
+{
+    size_t i;
+
+    if (n == 0 || n > ROOST_SASL_CB_NAME_MAX)
+        return 0;
+    for (i = 0; i < n; i++)
+        if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') ||
+              (p[i] >= '0' && p[i] <= '9') || p[i] == '.' || p[i] == '-'))
+            return 0;
+    return 1;
+}
+
+static int cb_find(const roost_sasl_t *s, const char *name, size_t n)
+{
+    int i;
+
+    for (i = 0; i < s->ncb; i++)
+        if (strlen(s->cb[i].name) == n && memcmp(s->cb[i].name, name, n) == 0)
+            return i;
+    return -1;
 }
 
 static const EVP_MD *hash_md(roost_hash_t hash)
@@ -385,16 +437,44 @@ static roost_sasl_result_t scram_first(roost_sasl_t *s, const uint8_t *m, size_t
 
     if (n == 0 || memchr(msg, '\0', n) != NULL)
         return fail(s, "malformed-request");
-    /* "p=" asks for channel binding, which we neither advertise (no -PLUS
-     * mechanism) nor support. RFC 5802 has the server fail the exchange;
-     * RFC 6120 has no closer condition than not-authorized. */
-    if (n >= 2 && p[0] == 'p' && p[1] == '=')
-        return fail(s, "not-authorized");
-    /* "n": no channel binding; "y": the client could bind but thinks we
-     * cannot, which is true, so no downgrade happened. */
-    if (n < 3 || (p[0] != 'n' && p[0] != 'y') || p[1] != ',')
+    if (n >= 2 && p[0] == 'p' && p[1] == '=') {
+        const char *name = p + 2;
+        int idx;
+
+        e = attr_end(name, end);
+        /* "p=" with a mechanism without -PLUS, or a type this connection
+         * does not offer: RFC 5802 §5.1 has the server answer with
+         * e=channel-binding-not-supported in its final message, which
+         * never comes this early; RFC 6120 §6.5 has no closer condition
+         * than not-authorized, and XEP-0440 lets the client know the
+         * types up front. */
+        if (!mech_plus(s->mech) || !cb_name_ok(name, (size_t)(e - name)))
+            return fail(s, "not-authorized");
+        idx = cb_find(s, name, (size_t)(e - name));
+        if (idx < 0)
+            return fail(s, "not-authorized");
+        s->cb_used = idx;
+        p = e;
+    } else {
+        /* "n": no channel binding; "y": the client could bind but thinks
+         * we cannot. */
+        if (n < 3 || (p[0] != 'n' && p[0] != 'y') || p[1] != ',')
+            return fail(s, "malformed-request");
+        /* A -PLUS mechanism is channel binding; without it the client
+         * asked for something else than it named. */
+        if (mech_plus(s->mech))
+            return fail(s, "malformed-request");
+        /* "y" while this connection offers channel binding (and so the
+         * -PLUS mechanisms): someone removed them from the features the
+         * client saw, the downgrade RFC 5802 §6 has us refuse. */
+        if (p[0] == 'y' && s->ncb > 0)
+            return fail(s, "not-authorized");
+        p += 1;
+    }
+    /* p is at the ',' ending gs2-cbind-flag. */
+    if (p >= end || *p != ',')
         return fail(s, "malformed-request");
-    p += 2;
+    p++;
     if (p < end && p[0] == 'a' && p + 1 < end && p[1] == '=') {
         z = p + 2;
         p = attr_end(z, end);
@@ -469,7 +549,8 @@ static roost_sasl_result_t scram_cred(roost_sasl_t *s, const roost_scram_cred_t 
         s->cred = *cred;
         s->known_user = 1;
     } else {
-        if (fake_cred(hash, roost_sasl_mech_name(s->mech), s->username, &s->cred) < 0)
+        if (fake_cred(hash, roost_sasl_mech_name(mech_base(s->mech)), s->username,
+                      &s->cred) < 0)
             return fail(s, "temporary-auth-failure");
         s->known_user = 0;
     }
@@ -563,9 +644,16 @@ static roost_sasl_result_t scram_final(roost_sasl_t *s, const uint8_t *m, size_t
     rc = b64_decode(msg + 2, (size_t)(e - msg - 2), &cb, &cblen);
     if (rc < 0)
         return fail(s, rc == ROOST_ENOMEM ? "temporary-auth-failure" : "malformed-request");
-    /* No channel binding: c= must repeat the gs2 header byte for byte, so
-     * a "y"/"n" flag tampered with in transit is noticed. */
-    rc = cblen == s->gs2_len && memcmp(cb, s->gs2, cblen) == 0;
+    /* c= is the gs2 header byte for byte (so a "y"/"n" flag tampered with
+     * in transit is noticed), then the chosen channel's binding data: a
+     * man in the middle terminating TLS sees different data. */
+    {
+        const uint8_t *want = s->cb_used >= 0 ? s->cb[s->cb_used].data : NULL;
+        size_t wlen = s->cb_used >= 0 ? s->cb[s->cb_used].len : 0;
+
+        rc = cblen == s->gs2_len + wlen && memcmp(cb, s->gs2, s->gs2_len) == 0 &&
+             (wlen == 0 || CRYPTO_memcmp(cb + s->gs2_len, want, wlen) == 0);
+    }
     free(cb);
     if (!rc)
         return fail(s, "not-authorized");
@@ -647,6 +735,10 @@ roost_sasl_mech_t roost_sasl_mech_by_name(const char *name)
         return ROOST_SASL_SCRAM_SHA1;
     if (strcmp(name, "SCRAM-SHA-256") == 0)
         return ROOST_SASL_SCRAM_SHA256;
+    if (strcmp(name, "SCRAM-SHA-1-PLUS") == 0)
+        return ROOST_SASL_SCRAM_SHA1_PLUS;
+    if (strcmp(name, "SCRAM-SHA-256-PLUS") == 0)
+        return ROOST_SASL_SCRAM_SHA256_PLUS;
     return 0;
 }
 
@@ -659,6 +751,10 @@ const char *roost_sasl_mech_name(roost_sasl_mech_t mech)
         return "SCRAM-SHA-1";
     case ROOST_SASL_SCRAM_SHA256:
         return "SCRAM-SHA-256";
+    case ROOST_SASL_SCRAM_SHA1_PLUS:
+        return "SCRAM-SHA-1-PLUS";
+    case ROOST_SASL_SCRAM_SHA256_PLUS:
+        return "SCRAM-SHA-256-PLUS";
     }
     return NULL;
 }
@@ -679,7 +775,25 @@ roost_sasl_t *roost_sasl_new(roost_sasl_mech_t mech, const char *domain)
     }
     s->mech = mech;
     s->state = ST_START;
+    s->cb_used = -1;
     return s;
+}
+
+int roost_sasl_set_channel_binding(roost_sasl_t *s, const char *type, const void *data,
+                                   size_t len)
+{
+    size_t n = type ? strnlen(type, ROOST_SASL_CB_NAME_MAX + 1) : 0;
+
+    if (s->state != ST_START || !cb_name_ok(type, n) || data == NULL || len == 0 ||
+        len > ROOST_SASL_CB_DATA_MAX || s->ncb >= ROOST_SASL_CB_TYPES ||
+        cb_find(s, type, n) >= 0)
+        return ROOST_EINVAL;
+    memcpy(s->cb[s->ncb].name, type, n);
+    s->cb[s->ncb].name[n] = '\0';
+    memcpy(s->cb[s->ncb].data, data, len);
+    s->cb[s->ncb].len = len;
+    s->ncb++;
+    return 0;
 }
 
 void roost_sasl_free(roost_sasl_t *s)
@@ -691,6 +805,7 @@ void roost_sasl_free(roost_sasl_t *s)
         free(s->password);
     }
     OPENSSL_cleanse(&s->cred, sizeof(s->cred));
+    OPENSSL_cleanse(s->cb, sizeof(s->cb));
     free(s->domain);
     free(s->username);
     free(s->out);

@@ -1,5 +1,6 @@
-/* SASL server mechanisms PLAIN, SCRAM-SHA-1 and SCRAM-SHA-256 (RFC 4616,
- * RFC 5802, RFC 7677) as a pure state machine: fed the base64 text of
+/* SASL server mechanisms PLAIN, SCRAM-SHA-1 and SCRAM-SHA-256 and their
+ * channel-binding -PLUS variants (RFC 4616, RFC 5802, RFC 7677, RFC 5929,
+ * RFC 9266) as a pure state machine: fed the base64 text of
  * <auth/> and <response/>, it asks for the user's stored credentials once,
  * and answers with a challenge, success (with additional data) or a
  * <failure/> condition. No I/O, no Redis. */
@@ -13,7 +14,14 @@ typedef enum {
     ROOST_SASL_PLAIN = 1,
     ROOST_SASL_SCRAM_SHA1,
     ROOST_SASL_SCRAM_SHA256,
+    ROOST_SASL_SCRAM_SHA1_PLUS,
+    ROOST_SASL_SCRAM_SHA256_PLUS,
 } roost_sasl_mech_t;
+
+/* Bounds for roost_sasl_set_channel_binding. */
+#define ROOST_SASL_CB_TYPES 4
+#define ROOST_SASL_CB_NAME_MAX 32
+#define ROOST_SASL_CB_DATA_MAX 64
 
 typedef enum {
     ROOST_SASL_NEED_CRED,   /* call roost_sasl_set_cred(username, hash) */
@@ -24,14 +32,26 @@ typedef enum {
 
 typedef struct roost_sasl_s roost_sasl_t;
 
-/* Mechanism by its SASL name ("PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256");
- * 0 when unknown. */
+/* Mechanism by its SASL name ("PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256",
+ * "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256-PLUS"); 0 when unknown. */
 roost_sasl_mech_t roost_sasl_mech_by_name(const char *name);
 const char *roost_sasl_mech_name(roost_sasl_mech_t mech);
 
 /* domain: the stream's domain, for the authzid check. NULL on ENOMEM. */
 roost_sasl_t *roost_sasl_new(roost_sasl_mech_t mech, const char *domain);
 void roost_sasl_free(roost_sasl_t *s);
+
+/* Makes channel-binding type (an RFC 5056 name such as "tls-exporter" or
+ * "tls-server-end-point") with its data (copied; at most
+ * ROOST_SASL_CB_DATA_MAX bytes) available to this exchange. Call before
+ * roost_sasl_start, once per type the connection offers. A -PLUS mechanism
+ * succeeds only with one of these types, and c= must carry its data. Once
+ * any type is set the server counts as supporting channel binding, so a
+ * client's "y" flag (it could bind but believes we cannot) means the -PLUS
+ * offer was stripped, and fails the exchange (RFC 5802 §6). 0, or
+ * ROOST_EINVAL (bad name or size, too many types, after start). */
+int roost_sasl_set_channel_binding(roost_sasl_t *s, const char *type, const void *data,
+                                   size_t len);
 
 /* Starts with the base64 initial response from <auth/> (b64 may be NULL or
  * "" when absent; "=" means an empty response). Returns NEED_CRED on a

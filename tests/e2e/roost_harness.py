@@ -410,14 +410,17 @@ def b64(b):
 
 
 class ScramClient:
-    """Client side of SCRAM (RFC 5802), no channel binding."""
+    """Client side of SCRAM (RFC 5802). flag is the gs2 channel-binding flag
+    ("n", "y" or "p=<type>"); cb_data the binding data c= appends to the gs2
+    header."""
 
-    def __init__(self, user, password, hashname="sha256", authzid=""):
+    def __init__(self, user, password, hashname="sha256", authzid="", flag="n", cb_data=b""):
         self.h = hashname
         self.user = user.replace("=", "=3D").replace(",", "=2C")
         self.password = password.encode()
-        self.gs2 = "n,%s," % (("a=" + authzid.replace("=", "=3D").replace(",", "=2C"))
-                              if authzid else "")
+        self.cb_data = cb_data
+        self.gs2 = "%s,%s," % (flag, ("a=" + authzid.replace("=", "=3D").replace(",", "=2C"))
+                               if authzid else "")
         self.cnonce = b64(os.urandom(18))
         self.first_bare = "n=%s,r=%s" % (self.user, self.cnonce)
         self.server_sig = None
@@ -434,7 +437,7 @@ class ScramClient:
         salted = hashlib.pbkdf2_hmac(self.h, self.password, salt, it)
         ckey = hmac.new(salted, b"Client Key", self.h).digest()
         stored = hashlib.new(self.h, ckey).digest()
-        without_proof = "c=%s,r=%s" % (b64(self.gs2.encode()), nonce)
+        without_proof = "c=%s,r=%s" % (b64(self.gs2.encode() + self.cb_data), nonce)
         auth_msg = ("%s,%s,%s" % (self.first_bare, sf, without_proof)).encode()
         csig = hmac.new(stored, auth_msg, self.h).digest()
         proof = bytes(a ^ b for a, b in zip(ckey, csig))
@@ -615,9 +618,15 @@ class RawClient:
         self.auth_send("PLAIN", ("%s\0%s\0%s" % (authzid, user, password)).encode())
         return self.next()
 
-    def auth_scram(self, user, password, hashname="sha256", authzid=""):
-        mech = {"sha256": "SCRAM-SHA-256", "sha1": "SCRAM-SHA-1"}[hashname]
-        sc = ScramClient(user, password, hashname, authzid)
+    def auth_scram(self, user, password, hashname="sha256", authzid="", flag="n", cb_data=b"",
+                   mech=None):
+        """SCRAM login; a flag "p=<type>" picks the -PLUS mechanism unless
+        mech names one."""
+        if mech is None:
+            mech = {"sha256": "SCRAM-SHA-256", "sha1": "SCRAM-SHA-1"}[hashname]
+            if flag.startswith("p="):
+                mech += "-PLUS"
+        sc = ScramClient(user, password, hashname, authzid, flag, cb_data)
         self.auth_send(mech, sc.first())
         ch = self.next()
         if ch.name != "challenge":

@@ -1,6 +1,9 @@
 # TLS on the c2s listeners (issue 5): STARTTLS (RFC 6120 §5), direct TLS
 # (XEP-0368), TLS 1.2+ only, encryption required before SASL and stanzas,
-# pipelined bytes after <starttls/> dropped, certificate reload on SIGHUP.
+# pipelined bytes after <starttls/> dropped, certificate reload on SIGHUP;
+# SCRAM-*-PLUS with tls-server-end-point (RFC 5929) and the XEP-0440
+# feature. (tls-exporter needs export_keying_material, which Python 3.11's
+# ssl lacks: tests/unit/test_tls.c and test_sasl.c cover it.)
 
 import asyncio
 import hashlib
@@ -263,12 +266,28 @@ def test_refuses_to_start_with_missing_cert_file():
     assert "tls.cert" in r.stderr and "/nonexistent/cert.pem" in r.stderr
 
 
-def test_slixmpp_starttls(tls_node, user):
-    n = tls_node()
-    local, bare, pw = user()
+def slixmpp_end_point(monkeypatch, cb_data):
+    """slixmpp 1.8.3 binds only with tls-unique, undefined for TLS 1.3 and
+    not offered by roost: make its SCRAM speak tls-server-end-point with
+    cb_data instead (the rest of its exchange is unchanged)."""
+    from slixmpp.util.sasl import mechanisms as M
+    orig = M.SCRAM.process_1
+
+    def process_1(self, challenge):
+        orig(self, challenge)
+        if self.use_channel_binding:
+            authz = self.gs2_header.split(b",", 2)[1]
+            self.gs2_header = b"p=tls-server-end-point," + authz + b","
+            self.credentials["channel_binding"] = cb_data
+            self.client_first_message = self.gs2_header + self.client_first_message_bare
+        return self.client_first_message
+    monkeypatch.setattr(M.SCRAM, "process_1", process_1)
+
+
+def slixmpp_login(n, bare, pw, mech):
     s = h.Slix(n.port)
     try:
-        x = s.client(bare, pw, mech="SCRAM-SHA-256")
+        x = s.client(bare, pw, mech=mech)
         x.ssl_context.check_hostname = False
         x.ssl_context.verify_mode = ssl.CERT_NONE
         x.connect(address=("127.0.0.1", n.port), use_ssl=False,
@@ -277,13 +296,128 @@ def test_slixmpp_starttls(tls_node, user):
         async def wait():
             await asyncio.wait([x.e2e_session, x.e2e_failed, x.e2e_disconnected],
                                return_when=asyncio.FIRST_COMPLETED)
-            assert x.e2e_session.done(), "slixmpp login over STARTTLS failed"
-        s.run(wait())
-        h.wait_until(lambda: "tls established version=TLSv1.3" in n.log(),
-                     what="TLS 1.3 in the node log")
-        assert "authenticated user=%s@localhost" % local in n.log()
+            return x.e2e_session.done()
+        return s.run(wait())
     finally:
         s.close()
+
+
+def test_slixmpp_starttls_scram_plus(tls_node, user, tls_cert, monkeypatch):
+    n = tls_node()
+    local, bare, pw = user()
+    slixmpp_end_point(monkeypatch, hashlib.sha256(der_of(tls_cert[0])).digest())
+    assert slixmpp_login(n, bare, pw, "SCRAM-SHA-256-PLUS"), \
+        "slixmpp SCRAM-SHA-256-PLUS login over STARTTLS failed"
+    h.wait_until(lambda: "tls established version=TLSv1.3" in n.log(),
+                 what="TLS 1.3 in the node log")
+    assert "authenticated user=%s@localhost" % local in n.log()
+
+
+def test_slixmpp_plain_scram_y_flag_refused(tls_node, user):
+    """Stock slixmpp can bind (tls-unique), so with plain SCRAM it sends
+    "y": while we offer -PLUS that reads as a stripped offer (RFC 5802 §6)."""
+    n = tls_node()
+    _, bare, pw = user()
+    assert not slixmpp_login(n, bare, pw, "SCRAM-SHA-256")
+    h.wait_until(lambda: "auth failed condition=not-authorized" in n.log(),
+                 what="the downgrade refused")
+
+
+def cb_types(features):
+    cb = features.find("{urn:xmpp:sasl-cb:0}sasl-channel-binding")
+    if cb is None:
+        return None
+    return [c.get("type") for c in cb.children]
+
+
+def test_plus_mechanisms_and_cb_types_advertised(tls_node, raw):
+    n = tls_node()
+    c = raw(n.tls_port)
+    c.wrap_tls()
+    feats = c.open_stream()
+    assert c.mechanisms()[:2] == ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS"]
+    assert {"SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"} <= set(c.mechanisms()[2:])
+    assert cb_types(feats) == ["tls-exporter", "tls-server-end-point"]
+    # Over STARTTLS too, and nothing before it.
+    s = raw(n.port)
+    feats = s.open_stream()
+    assert cb_types(feats) is None
+    feats = s.starttls()
+    assert cb_types(feats) == ["tls-exporter", "tls-server-end-point"]
+    assert "SCRAM-SHA-256-PLUS" in s.mechanisms()
+
+
+def test_tls12_offers_only_server_end_point(tls_node, raw):
+    n = tls_node()
+    c = raw(n.tls_port)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    c.wrap_tls(ctx)
+    assert c.sock.version() == "TLSv1.2"
+    feats = c.open_stream()
+    assert cb_types(feats) == ["tls-server-end-point"]
+    assert c.mechanisms()[0] == "SCRAM-SHA-256-PLUS"
+
+
+@pytest.mark.parametrize("hashname", ["sha256", "sha1"])
+def test_scram_plus_server_end_point(tls_node, raw, user, hashname):
+    n = tls_node()
+    local, _, pw = user()
+    c = raw(n.tls_port)
+    c.wrap_tls()
+    c.open_stream()
+    # Our test certificate is signed with ECDSA-SHA256: RFC 5929 hashes it
+    # with SHA-256, whatever the SCRAM hash.
+    cb = hashlib.sha256(c.sock.getpeercert(binary_form=True)).digest()
+    r = c.auth_scram(local, pw, hashname, flag="p=tls-server-end-point", cb_data=cb)
+    assert r.name == "success", r
+    c.restart()
+    assert c.bind("plus").get("type") == "result"
+    assert "authenticated user=%s@localhost" % local in n.log()
+
+
+@pytest.mark.parametrize("case", ["wrong-data", "no-data", "y-flag", "tls-unique",
+                                  "plus-with-n"])
+def test_scram_plus_refused(tls_node, raw, user, case):
+    n = tls_node()
+    local, _, pw = user()
+    c = raw(n.tls_port)
+    c.wrap_tls()
+    c.open_stream()
+    cb = hashlib.sha256(c.sock.getpeercert(binary_form=True)).digest()
+    args = {
+        "wrong-data": dict(flag="p=tls-server-end-point", cb_data=bytes(32)),
+        "no-data": dict(flag="p=tls-server-end-point"),
+        "y-flag": dict(flag="y"),
+        "tls-unique": dict(flag="p=tls-unique", cb_data=cb),
+        "plus-with-n": dict(flag="n", mech="SCRAM-SHA-256-PLUS"),
+    }[case]
+    r = c.auth_scram(local, pw, **args)
+    assert r.name == "failure"
+    want = "malformed-request" if case == "plus-with-n" else "not-authorized"
+    assert r.children[0].name == want, r
+    # The stream lives on: a correct -PLUS login still works.
+    r = c.auth_scram(local, pw, flag="p=tls-server-end-point", cb_data=cb)
+    assert r.name == "success", r
+
+
+def test_no_plus_without_tls(node_factory, raw, user):
+    """Plaintext (allowed only when configured): no -PLUS, no XEP-0440, and
+    a -PLUS <auth/> is an unknown mechanism; "y" passes, as nothing was
+    stripped."""
+    n = node_factory(env={"ROOST_C2S_REQUIRE_ENCRYPTION": "false"})
+    local, _, pw = user()
+    c = raw(n.port)
+    feats = c.open_stream()
+    assert "SCRAM-SHA-256" in c.mechanisms()
+    assert not any(m.endswith("-PLUS") for m in c.mechanisms())
+    assert cb_types(feats) is None
+    r = c.auth_scram(local, pw, flag="p=tls-server-end-point", cb_data=bytes(32))
+    assert r.name == "failure" and r.children[0].name == "invalid-mechanism", r
+    r = c.auth_scram(local, pw, flag="y")
+    assert r.name == "success", r
 
 
 def test_many_records_in_one_read_all_answered(tls_node, raw, user):

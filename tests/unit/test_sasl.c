@@ -145,16 +145,26 @@ typedef struct {
     char expect_v[128];         /* the v= a correct server sends */
 } run_t;
 
+/* Channel binding for the next scram_run: the server side's offer (type
+ * NULL: none) and the data the client appends to the gs2 header in c=
+ * (NULL: nothing). Reset by each test that sets it. */
+static struct {
+    const char *type;
+    const uint8_t *server, *client;
+    size_t slen, clen;
+} run_cb;
+
 /* Plays a SCRAM client with password pw against a fresh server holding
  * cred (NULL: unknown user). gs2 and bare form the client-first message;
  * bare's nonce is read back from the server-first. The caller frees r->s. */
 static void scram_run(run_t *r, roost_sasl_mech_t mech, const char *gs2, const char *bare,
                       const char *pw, const roost_scram_cred_t *cred, tweak_t tweak)
 {
-    roost_hash_t hash = mech == ROOST_SASL_SCRAM_SHA1 ? ROOST_HASH_SHA1 : ROOST_HASH_SHA256;
+    roost_hash_t hash = mech == ROOST_SASL_SCRAM_SHA1 || mech == ROOST_SASL_SCRAM_SHA1_PLUS
+                            ? ROOST_HASH_SHA1 : ROOST_HASH_SHA256;
     const EVP_MD *md = hash == ROOST_HASH_SHA1 ? EVP_sha1() : EVP_sha256();
     size_t i, hlen = roost_hash_len(hash);
-    char first[512], nonce[512], salt64[128], final[1024], am[4096], cb[64];
+    char first[512], nonce[512], salt64[128], final[1024], am[4096], cb[400];
     uint8_t salt[64], salted[32], ckey[32], skey[32], svkey[32], csig[32], proof[32], ssig[32];
     unsigned int n;
     unsigned iter;
@@ -164,6 +174,9 @@ static void scram_run(run_t *r, roost_sasl_mech_t mech, const char *gs2, const c
     snprintf(first, sizeof(first), "%s%s", gs2, bare);
     r->s = roost_sasl_new(mech, DOMAIN);
     ck_assert_ptr_nonnull(r->s);
+    if (run_cb.type != NULL)
+        ck_assert_int_eq(roost_sasl_set_channel_binding(r->s, run_cb.type, run_cb.server,
+                                                        run_cb.slen), 0);
     ck_assert_int_eq(roost_sasl_start(r->s, encs(first)), ROOST_SASL_NEED_CRED);
     ck_assert_int_eq(roost_sasl_set_cred(r->s, cred), ROOST_SASL_CHALLENGE);
     sf = dec(roost_sasl_out(r->s));
@@ -185,7 +198,14 @@ static void scram_run(run_t *r, roost_sasl_mech_t mech, const char *gs2, const c
         snprintf(cb, sizeof(cb), "%s", encs("y,,"));
     else if (tweak == TWEAK_CBIND_B64)
         snprintf(cb, sizeof(cb), "biw");
-    else
+    else if (run_cb.client != NULL) {
+        uint8_t in[256];
+
+        ck_assert_uint_lt(strlen(gs2) + run_cb.clen, sizeof(in));
+        memcpy(in, gs2, strlen(gs2));
+        memcpy(in + strlen(gs2), run_cb.client, run_cb.clen);
+        snprintf(cb, sizeof(cb), "%s", enc(in, strlen(gs2) + run_cb.clen));
+    } else
         snprintf(cb, sizeof(cb), "%s", encs(gs2));
     snprintf(final, sizeof(final), "c=%s,r=%s", cb, nonce);
     snprintf(am, sizeof(am), "%s,%s,%s", bare, sf, final);
@@ -619,7 +639,10 @@ START_TEST(names)
     ck_assert_int_eq(roost_sasl_mech_by_name("SCRAM-SHA-1"), ROOST_SASL_SCRAM_SHA1);
     ck_assert_int_eq(roost_sasl_mech_by_name("SCRAM-SHA-256"), ROOST_SASL_SCRAM_SHA256);
     ck_assert_int_eq(roost_sasl_mech_by_name("scram-sha-1"), 0);
-    ck_assert_int_eq(roost_sasl_mech_by_name("SCRAM-SHA-1-PLUS"), 0);
+    ck_assert_int_eq(roost_sasl_mech_by_name("SCRAM-SHA-1-PLUS"), ROOST_SASL_SCRAM_SHA1_PLUS);
+    ck_assert_int_eq(roost_sasl_mech_by_name("SCRAM-SHA-256-PLUS"), ROOST_SASL_SCRAM_SHA256_PLUS);
+    ck_assert_int_eq(roost_sasl_mech_by_name("scram-sha-256-plus"), 0);
+    ck_assert_str_eq(roost_sasl_mech_name(ROOST_SASL_SCRAM_SHA1_PLUS), "SCRAM-SHA-1-PLUS");
     ck_assert_int_eq(roost_sasl_mech_by_name("DIGEST-MD5"), 0);
     ck_assert_int_eq(roost_sasl_mech_by_name(NULL), 0);
     ck_assert_str_eq(roost_sasl_mech_name(ROOST_SASL_SCRAM_SHA256), "SCRAM-SHA-256");
@@ -635,6 +658,211 @@ START_TEST(test_nonce_hook)
 
     ck_assert_int_eq(roost_sasl_test_set_nonce(s, "a,b"), ROOST_EINVAL);
     ck_assert_int_eq(roost_sasl_test_set_nonce(s, ""), ROOST_EINVAL);
+    roost_sasl_free(s);
+}
+END_TEST
+
+/* ---- channel binding (-PLUS) ------------------------------------------- */
+
+static const uint8_t cb_exporter[32] = "0123456789abcdef0123456789ABCDEF";
+static const uint8_t cb_endpoint[32] = "end-point hash of the cert......";
+
+/* Offers both types the way c2s does under TLS 1.3. */
+static roost_sasl_t *plus_server(roost_sasl_mech_t mech)
+{
+    roost_sasl_t *s = roost_sasl_new(mech, DOMAIN);
+
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(roost_sasl_set_channel_binding(s, "tls-exporter", cb_exporter, 32), 0);
+    ck_assert_int_eq(roost_sasl_set_channel_binding(s, "tls-server-end-point", cb_endpoint,
+                                                    32), 0);
+    return s;
+}
+
+/* Each -PLUS mechanism with each type: c= = base64(gs2 header + data). */
+START_TEST(plus_roundtrip)
+{
+    static const roost_sasl_mech_t mechs[] = { ROOST_SASL_SCRAM_SHA1_PLUS,
+                                               ROOST_SASL_SCRAM_SHA256_PLUS };
+    roost_sasl_mech_t mech = mechs[_i / 2];
+    int exporter = _i % 2 == 0;
+    roost_hash_t hash = mech == ROOST_SASL_SCRAM_SHA1_PLUS ? ROOST_HASH_SHA1 : ROOST_HASH_SHA256;
+    roost_scram_cred_t cred;
+    run_t r;
+
+    ck_assert_int_eq(roost_cred_new(hash, "pencil", 6, 4096, &cred), 0);
+    run_cb.type = exporter ? "tls-exporter" : "tls-server-end-point";
+    run_cb.server = run_cb.client = exporter ? cb_exporter : cb_endpoint;
+    run_cb.slen = run_cb.clen = 32;
+    scram_run(&r, mech, exporter ? "p=tls-exporter,," : "p=tls-server-end-point,,",
+              "n=user,r=fyko+d2lbbFgONRv9qkxdawL", "pencil", &cred, TWEAK_NONE);
+    ck_assert_int_eq(r.r, ROOST_SASL_SUCCESS);
+    ck_assert_str_eq(dec(roost_sasl_out(r.s)), r.expect_v);
+    roost_sasl_free(r.s);
+
+    /* With an authzid in the gs2 header too. */
+    scram_run(&r, mech, exporter ? "p=tls-exporter,a=user@example.com,"
+                                 : "p=tls-server-end-point,a=user@example.com,",
+              "n=user,r=abc", "pencil", &cred, TWEAK_NONE);
+    ck_assert_int_eq(r.r, ROOST_SASL_SUCCESS);
+    roost_sasl_free(r.s);
+    memset(&run_cb, 0, sizeof(run_cb));
+}
+END_TEST
+
+/* The client's c= carries other data (a man in the middle terminating
+ * TLS), the other type's data, or no data at all. */
+START_TEST(plus_mismatch)
+{
+    static const uint8_t other[32] = "a different TLS session........";
+    roost_scram_cred_t cred;
+    run_t r;
+
+    ck_assert_int_eq(roost_cred_new(ROOST_HASH_SHA256, "pencil", 6, 4096, &cred), 0);
+    run_cb.type = "tls-exporter";
+    run_cb.server = cb_exporter;
+    run_cb.slen = 32;
+
+    run_cb.client = other;
+    run_cb.clen = 32;
+    scram_run(&r, ROOST_SASL_SCRAM_SHA256_PLUS, "p=tls-exporter,,", "n=user,r=abc", "pencil",
+              &cred, TWEAK_NONE);
+    expect_fail(r.s, r.r, "not-authorized");
+    roost_sasl_free(r.s);
+
+    run_cb.client = cb_exporter;
+    run_cb.clen = 31;
+    scram_run(&r, ROOST_SASL_SCRAM_SHA256_PLUS, "p=tls-exporter,,", "n=user,r=abc", "pencil",
+              &cred, TWEAK_NONE);
+    expect_fail(r.s, r.r, "not-authorized");
+    roost_sasl_free(r.s);
+
+    run_cb.client = NULL;
+    run_cb.clen = 0;
+    scram_run(&r, ROOST_SASL_SCRAM_SHA256_PLUS, "p=tls-exporter,,", "n=user,r=abc", "pencil",
+              &cred, TWEAK_NONE);
+    expect_fail(r.s, r.r, "not-authorized");
+    roost_sasl_free(r.s);
+
+    /* c= claiming "n" while p= was sent. */
+    run_cb.client = cb_exporter;
+    run_cb.clen = 32;
+    scram_run(&r, ROOST_SASL_SCRAM_SHA256_PLUS, "p=tls-exporter,,", "n=user,r=abc", "pencil",
+              &cred, TWEAK_CBIND);
+    expect_fail(r.s, r.r, "not-authorized");
+    roost_sasl_free(r.s);
+    memset(&run_cb, 0, sizeof(run_cb));
+}
+END_TEST
+
+/* gs2 headers refused at the first message. */
+START_TEST(plus_first_refused)
+{
+    static const struct {
+        roost_sasl_mech_t mech;
+        int offer;          /* server offers channel binding */
+        const char *first;
+        const char *cond;
+    } cases[] = {
+        /* A type we do not offer (tls-unique is undefined for TLS 1.3). */
+        { ROOST_SASL_SCRAM_SHA256_PLUS, 1, "p=tls-unique,,n=user,r=abc", "not-authorized" },
+        { ROOST_SASL_SCRAM_SHA256_PLUS, 1, "p=,,n=user,r=abc", "not-authorized" },
+        { ROOST_SASL_SCRAM_SHA256_PLUS, 1, "p=tls exporter,,n=user,r=abc", "not-authorized" },
+        { ROOST_SASL_SCRAM_SHA256_PLUS, 1, "p=tls-exporter", "malformed-request" },
+        /* p= without TLS: nothing to bind to. */
+        { ROOST_SASL_SCRAM_SHA256_PLUS, 0, "p=tls-exporter,,n=user,r=abc", "not-authorized" },
+        { ROOST_SASL_SCRAM_SHA1_PLUS, 0, "p=tls-server-end-point,,n=user,r=abc",
+          "not-authorized" },
+        /* p= with a mechanism that does not bind. */
+        { ROOST_SASL_SCRAM_SHA256, 1, "p=tls-exporter,,n=user,r=abc", "not-authorized" },
+        /* A -PLUS mechanism that does not bind. */
+        { ROOST_SASL_SCRAM_SHA256_PLUS, 1, "n,,n=user,r=abc", "malformed-request" },
+        { ROOST_SASL_SCRAM_SHA1_PLUS, 1, "y,,n=user,r=abc", "malformed-request" },
+        /* Downgrade: "y" while we offer channel binding (RFC 5802 §6). */
+        { ROOST_SASL_SCRAM_SHA256, 1, "y,,n=user,r=abc", "not-authorized" },
+        { ROOST_SASL_SCRAM_SHA1, 1, "y,a=user@example.com,n=user,r=abc", "not-authorized" },
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        roost_sasl_t *s = cases[i].offer ? plus_server(cases[i].mech)
+                                         : roost_sasl_new(cases[i].mech, DOMAIN);
+
+        ck_assert_ptr_nonnull(s);
+        expect_fail(s, roost_sasl_start(s, encs(cases[i].first)), cases[i].cond);
+        roost_sasl_free(s);
+    }
+}
+END_TEST
+
+/* Under TLS a client without channel binding ("n") still logs in with the
+ * plain mechanisms; "y" only passes when we offer no binding (no TLS). */
+START_TEST(plus_n_flag_under_tls)
+{
+    roost_scram_cred_t cred;
+    run_t r;
+
+    ck_assert_int_eq(roost_cred_new(ROOST_HASH_SHA256, "pencil", 6, 4096, &cred), 0);
+    run_cb.type = "tls-exporter";
+    run_cb.server = cb_exporter;
+    run_cb.slen = 32;
+    scram_run(&r, ROOST_SASL_SCRAM_SHA256, "n,,", "n=user,r=abc", "pencil", &cred, TWEAK_NONE);
+    ck_assert_int_eq(r.r, ROOST_SASL_SUCCESS);
+    roost_sasl_free(r.s);
+    memset(&run_cb, 0, sizeof(run_cb));
+    scram_run(&r, ROOST_SASL_SCRAM_SHA256, "y,,", "n=user,r=abc", "pencil", &cred, TWEAK_NONE);
+    ck_assert_int_eq(r.r, ROOST_SASL_SUCCESS);
+    roost_sasl_free(r.s);
+}
+END_TEST
+
+/* An unknown user's fake salt is the same with and without -PLUS, as a real
+ * account's is: the mechanisms share the stored credentials. */
+START_TEST(plus_unknown_user_salt)
+{
+    roost_sasl_t *a = roost_sasl_new(ROOST_SASL_SCRAM_SHA256, DOMAIN);
+    roost_sasl_t *b = plus_server(ROOST_SASL_SCRAM_SHA256_PLUS);
+    char sa[256], sb[256];
+
+    ck_assert_int_eq(roost_sasl_start(a, encs("n,,n=nobody,r=abc")), ROOST_SASL_NEED_CRED);
+    ck_assert_int_eq(roost_sasl_start(b, encs("p=tls-exporter,,n=nobody,r=abc")),
+                     ROOST_SASL_NEED_CRED);
+    ck_assert_int_eq(roost_sasl_set_cred(a, NULL), ROOST_SASL_CHALLENGE);
+    ck_assert_int_eq(roost_sasl_set_cred(b, NULL), ROOST_SASL_CHALLENGE);
+    ck_assert_int_eq(sscanf(dec(roost_sasl_out(a)), "r=%*[^,],%255s", sa), 1);
+    ck_assert_int_eq(sscanf(dec(roost_sasl_out(b)), "r=%*[^,],%255s", sb), 1);
+    ck_assert_str_eq(sa, sb);
+    roost_sasl_free(a);
+    roost_sasl_free(b);
+}
+END_TEST
+
+START_TEST(plus_set_channel_binding_errors)
+{
+    static const uint8_t big[ROOST_SASL_CB_DATA_MAX + 1];
+    roost_sasl_t *s = roost_sasl_new(ROOST_SASL_SCRAM_SHA256_PLUS, DOMAIN);
+
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(roost_sasl_set_channel_binding(s, NULL, big, 32), ROOST_EINVAL);
+    ck_assert_int_eq(roost_sasl_set_channel_binding(s, "", big, 32), ROOST_EINVAL);
+    ck_assert_int_eq(roost_sasl_set_channel_binding(s, "tls,exporter", big, 32), ROOST_EINVAL);
+    ck_assert_int_eq(roost_sasl_set_channel_binding(s, "tls-exporter", NULL, 32), ROOST_EINVAL);
+    ck_assert_int_eq(roost_sasl_set_channel_binding(s, "tls-exporter", big, 0), ROOST_EINVAL);
+    ck_assert_int_eq(roost_sasl_set_channel_binding(s, "tls-exporter", big, sizeof(big)),
+                     ROOST_EINVAL);
+    ck_assert_int_eq(roost_sasl_set_channel_binding(
+                         s, "a-name-longer-than-thirty-two-characters", big, 32), ROOST_EINVAL);
+    ck_assert_int_eq(roost_sasl_set_channel_binding(s, "a", big, 32), 0);
+    ck_assert_int_eq(roost_sasl_set_channel_binding(s, "a", big, 32), ROOST_EINVAL);
+    ck_assert_int_eq(roost_sasl_set_channel_binding(s, "b", big, 32), 0);
+    ck_assert_int_eq(roost_sasl_set_channel_binding(s, "c", big, 32), 0);
+    ck_assert_int_eq(roost_sasl_set_channel_binding(s, "d", big, 32), 0);
+    ck_assert_int_eq(roost_sasl_set_channel_binding(s, "e", big, 32), ROOST_EINVAL);
+    roost_sasl_free(s);
+    /* Too late once the exchange started. */
+    s = roost_sasl_new(ROOST_SASL_SCRAM_SHA256_PLUS, DOMAIN);
+    ck_assert_int_eq(roost_sasl_start(s, NULL), ROOST_SASL_CHALLENGE);
+    ck_assert_int_eq(roost_sasl_set_channel_binding(s, "tls-exporter", big, 32), ROOST_EINVAL);
     roost_sasl_free(s);
 }
 END_TEST
@@ -664,6 +892,12 @@ static Suite *suite(void)
     tcase_add_test(tc, oversize);
     tcase_add_test(tc, names);
     tcase_add_test(tc, test_nonce_hook);
+    tcase_add_loop_test(tc, plus_roundtrip, 0, 4);
+    tcase_add_test(tc, plus_mismatch);
+    tcase_add_test(tc, plus_first_refused);
+    tcase_add_test(tc, plus_n_flag_under_tls);
+    tcase_add_test(tc, plus_unknown_user_salt);
+    tcase_add_test(tc, plus_set_channel_binding_errors);
     suite_add_tcase(s, tc);
     return s;
 }
