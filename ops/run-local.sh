@@ -1,6 +1,6 @@
 #!/bin/sh
 # `make run`: a private redis-server plus one roost-node for domain "localhost"
-# on 127.0.0.1:5222 (STARTTLS required) and 5223 (direct TLS), with a
+# on 127.0.0.1:5222 (STARTTLS offered) and 5223 (direct TLS), with a
 # self-signed certificate for localhost made on first use under the build
 # tree, and the demo account demo@localhost (password "demo").
 # Ctrl-C or SIGTERM stops both. Usage: ops/run-local.sh [BUILD_DIR]
@@ -118,8 +118,9 @@ cat <<EOF
     JID:       demo@localhost
     password:  demo
     server:    127.0.0.1, port $C2S_PORT (STARTTLS), $TLS_PORT (direct TLS)
-    security:  TLS required, with a self-signed certificate for localhost
-               ($TLS_DIR/cert.pem): accept it in your client
+    security:  STARTTLS or direct TLS with a self-signed certificate for
+               localhost ($TLS_DIR/cert.pem): accept it in your client;
+               plaintext login also works here, on loopback only
   node log:    $NODE_LOG     redis: $REDIS_URL
   Add users:   printf 'pw\\n' | $CTL_BIN --redis $REDIS_URL user add bob@localhost --password-stdin
   Stop:        Ctrl-C

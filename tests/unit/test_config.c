@@ -68,7 +68,7 @@ static void assert_default_values(const roost_config_t *cfg)
     ck_assert_str_eq(cfg->c2s_bind[1], "::");
     ck_assert_int_eq(cfg->c2s_port, 5222);
     ck_assert_int_eq(cfg->allow_plaintext_auth, 0);
-    ck_assert_int_eq(cfg->require_encryption, 1);
+    ck_assert_int_eq(cfg->require_encryption, 0);
     ck_assert_int_eq(cfg->c2s_tls_port, 5223);
     ck_assert_ptr_null(cfg->tls_cert);
     ck_assert_ptr_null(cfg->tls_key);
