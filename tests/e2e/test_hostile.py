@@ -23,6 +23,7 @@ LIMITS = {
     "ROOST_LIMITS_MAX_STANZA_SIZE_PREAUTH": "4096",
     "ROOST_LIMITS_MAX_DEPTH": "8",
     "ROOST_LIMITS_MAX_ATTRS": "8",
+    "ROOST_LIMITS_MAX_RESOURCES": "3",
 }
 
 
@@ -229,6 +230,10 @@ CASES = [
      b"'http://etherx.jabber.org/streams' xmlns='jabber:client'>", ("stream", "bad-format")),
     ("unknown-host", "raw", HEADER.replace("localhost", "evil.example").encode(),
      ("stream", "host-unknown")),
+    ("missing-to", "raw", HEADER.replace(" to='localhost'", "").encode(),
+     ("stream", "host-unknown")),
+    ("missing-version", "raw", HEADER.replace(" version='1.0'>", ">").encode(),
+     ("stream", "unsupported-version")),
     ("unsupported-version", "raw", HEADER.replace("'1.0'>", "'2.0'>").encode(),
      ("stream", "unsupported-version")),
     ("second-stream-empty-preauth", "open", HEADER[21:-1].encode() + b"/>",
@@ -273,6 +278,22 @@ CASES = [
     ("scram-garbage-first", "open",
      ("<auth xmlns='%s' mechanism='SCRAM-SHA-256'>%s</auth>"
       % (h.NS_SASL, h.b64(b"garbage"))).encode(), ("sasl", "malformed-request")),
+    ("scram-username-raw-comma", "open",
+     ("<auth xmlns='%s' mechanism='SCRAM-SHA-256'>%s</auth>"
+      % (h.NS_SASL, h.b64(b"n,,n=a,b,r=xyz"))).encode(), ("sasl", "malformed-request")),
+    ("scram-huge-nonce", "open",
+     ("<auth xmlns='%s' mechanism='SCRAM-SHA-256'>%s</auth>"
+      % (h.NS_SASL, h.b64(b"n,,n=a,r=" + b"N" * 2500))).encode(),
+     ("sasl", "malformed-request")),
+    ("scram-channel-binding-without-tls", "open",
+     ("<auth xmlns='%s' mechanism='SCRAM-SHA-256'>%s</auth>"
+      % (h.NS_SASL, h.b64(b"p=tls-unique,,n=a,r=abc"))).encode(), ("sasl", "not-authorized")),
+    ("plain-extra-nul", "open",
+     ("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>"
+      % (h.NS_SASL, h.b64(b"\0a\0pw\0extra"))).encode(), ("sasl", "malformed-request")),
+    ("plain-overlong-user", "open",
+     ("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>"
+      % (h.NS_SASL, h.b64(b"\0" + b"A" * 2000 + b"\0pw"))).encode(), ("sasl", "not-authorized")),
     ("client-sends-sasl-success", "open", ("<success xmlns='%s'/>" % h.NS_SASL).encode(),
      ("sasl", "malformed-request")),
     # -- after binding: stanza-level errors (RFC 6120 §8)
@@ -372,6 +393,49 @@ def test_second_stream_open(hnode, rawc, user, phase):
     assert cond == "unsupported-stanza-type"
 
 
+def _read_all(c, timeout=2.0):
+    data = b""
+    c.sock.settimeout(timeout)
+    try:
+        while True:
+            d = c.sock.recv(65536)
+            if not d:
+                break
+            data += d
+    except (socket.timeout, ConnectionResetError):
+        pass
+    return data
+
+
+RESTART_XFAIL = pytest.mark.xfail(
+    strict=True, reason="server: an error on the stream a client must open after SASL "
+    "success is sent as <stream:error/> with no server stream header first "
+    "(RFC 6120 §4.9.1.1)")
+
+
+@RESTART_XFAIL
+@pytest.mark.parametrize("payload,cond", [
+    (HEADER.replace("localhost", h.DOMAIN2), b"host-unknown"),
+    ("<message to='x@localhost'><body>no restart</body></message>", b"invalid-namespace"),
+    ("<auth xmlns='%s' mechanism='PLAIN'>=</auth>" % h.NS_SASL, b"invalid-namespace"),
+], ids=["other-domain", "stanza-instead-of-restart", "auth-instead-of-restart"])
+def test_bad_restart_after_sasl(hnode, rawc, user, payload, cond):
+    """After <success/> the next bytes open a new stream (RFC 6120 §6.4.6):
+    a bad one is refused with a stream error, and since the error answers
+    the new stream, the server must open its own stream first (§4.9.1.1)."""
+    local, _, pw = user()
+    c = rawc(hnode.port)
+    c.open_stream()
+    assert c.auth_plain(local, pw).name == "success"
+    c.send(payload)
+    data = _read_all(c)
+    try:
+        assert b"<stream:error><" + cond in data, data
+        assert b"<stream:stream" in data[:data.index(b"<stream:error>")], data
+    finally:
+        still_serves(rawc, user, hnode.port)
+
+
 # ---------------------------------------------------------------- SASL
 
 def test_plain_mismatched_authzid(hnode, rawc, user):
@@ -389,6 +453,56 @@ def test_scram_mismatched_authzid(hnode, rawc, user):
     c = rawc(hnode.port)
     c.open_stream()
     assert sasl_failure(c.auth_scram(local, pw, authzid=other)) == "invalid-authzid"
+    still_serves(rawc, user, hnode.port)
+
+
+def test_abort_and_restart_mid_scram(hnode, rawc, user):
+    local, _, pw = user()
+    c = rawc(hnode.port)
+    c.open_stream()
+    _scram_first(c, local)
+    c.send("<abort xmlns='%s'/>" % h.NS_SASL)
+    assert sasl_failure(c.next()) == "aborted"
+    # A new <auth/> while a SCRAM exchange waits for its response.
+    _scram_first(c, local)
+    c.auth_send("PLAIN", ("\0%s\0%s" % (local, pw)).encode())
+    assert sasl_failure(c.next()) == "malformed-request"
+    assert c.auth_plain(local, pw).name == "success"
+    still_serves(rawc, user, hnode.port)
+
+
+def test_failed_auth_attempts_end_the_stream(hnode, rawc, user):
+    """RFC 6120 §6.4.5: a configurable number of retries, then the stream
+    ends; roost allows 5."""
+    local, _, pw = user()
+    c = rawc(hnode.port)
+    c.open_stream()
+    for _ in range(4):
+        assert sasl_failure(c.auth_plain(local, pw + "x")) == "not-authorized"
+    assert sasl_failure(c.auth_plain(local, pw + "x")) == "not-authorized"
+    cond, _ = c.expect_stream_error()
+    assert cond == "policy-violation"
+    still_serves(rawc, user, hnode.port)
+
+
+def test_resources_per_account_limit(hnode, rawc, user):
+    """RFC 6120 §7.6.2.1: over the resource limit, bind fails with
+    <resource-constraint/>; the bound sessions are unaffected."""
+    local, _, pw = user()
+    bound = []
+    for i in range(3):
+        c = rawc(hnode.port)
+        c.login(local, pw, resource="r%d" % i)
+        bound.append(c)
+    c = rawc(hnode.port)
+    c.open_stream()
+    assert c.auth_plain(local, pw).name == "success"
+    c.restart()
+    r = c.bind("r9")
+    assert r.get("type") == "error"
+    assert stanza_error(r) == ("wait", "resource-constraint")
+    for b in bound:
+        b.sync()
     still_serves(rawc, user, hnode.port)
 
 
