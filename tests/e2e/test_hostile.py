@@ -190,6 +190,11 @@ CASES = [
     ("huge-attribute-preauth", "open",
      ("<auth xmlns='%s' mechanism='%s'/>" % (h.NS_SASL, "A" * 6000)).encode(),
      ("stream", "policy-violation")),
+    ("deep-nesting-preauth", "open", b"<a xmlns='urn:x'>" + b"<a>" * 100,
+     ("stream", "policy-violation")),
+    ("too-many-attributes-preauth", "open",
+     b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+     + b" ".join(b"a%d='v'" % i for i in range(20)) + b"/>", ("stream", "policy-violation")),
     ("huge-attribute-unterminated", "open", b"<auth a='" + b"A" * 6000,
      ("stream", "policy-violation")),
     ("huge-attribute-after-auth", "auth", msg(b"x", extra=" id='%s'" % ("i" * 10000)),
@@ -217,6 +222,7 @@ CASES = [
     ("whitespace-keepalives-ok", "auth", b" \n" * 4000, ("ignored",)),
     # -- stream-level errors (RFC 6120 §4.9.3)
     ("garbage-before-header", "raw", b"GET / HTTP/1.0\r\n\r\n", ("stream", "not-well-formed")),
+    ("close-tag-first", "raw", b"</stream:stream>", ("stream", "not-well-formed")),
     ("text-before-header", "raw", ("hello" + HEADER[21:]).encode(),
      ("stream", "not-well-formed")),
     ("tls-clienthello-on-plain", "raw", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"
@@ -771,3 +777,62 @@ def test_client_that_never_reads(node_factory, rawc, user):
     assert lazy.closed
     sender.sync()
     still_serves(rawc, user, n.port)
+
+
+# ---------------------------------------------------------------- addressing
+
+@pytest.mark.parametrize("header", [
+    HEADER.replace("to='localhost'", "to='LOCALHOST'"),
+    HEADER.replace("to='localhost'", "to='localhost.'"),
+    HEADER.replace("stream:", "s:").replace("xmlns:stream", "xmlns:s"),
+    "\ufeff" + HEADER,
+    HEADER.replace("version='1.0'?>", "version='1.0' encoding='utf-8'?>"),
+], ids=["uppercase-domain", "trailing-dot-domain", "other-stream-prefix", "utf8-bom",
+        "utf8-declared-lowercase"])
+def test_equivalent_stream_headers_accepted(hnode, rawc, user, header):
+    """RFC 7622 §3.2: domains compare case-insensitively and without a
+    trailing dot; the stream prefix is the client's choice (XML namespaces)."""
+    c = rawc(hnode.port)
+    c.send(header)
+    c.read_header_and_features()
+    assert c.header.get("from") == h.DOMAIN
+    assert "PLAIN" in c.mechanisms()
+    still_serves(rawc, user, hnode.port)
+
+
+def test_jid_case_folding_in_to(hnode, rawc, user):
+    """RFC 7622 §3.3: the localpart is case-folded, so a message to the
+    upper-cased full JID reaches the same session."""
+    a = logged_in(rawc, user, hnode.port, "a")
+    b = logged_in(rawc, user, hnode.port, "b")
+    local, dom = b.jid.split("/")[0].split("@")
+    a.message("%s@%s/b" % (local.upper(), dom.upper()), "folded")
+    m = b.next_message()
+    assert body_of(m) == "folded" and m.get("from") == a.jid
+    still_serves(rawc, user, hnode.port)
+
+
+@pytest.mark.parametrize("payload", [
+    "<query xmlns='jabber:iq:roster'><item jid='evil@localhost' name='E'/></query>",
+    "<block xmlns='urn:xmpp:blocking'><item jid='evil@localhost'/></block>",
+], ids=["roster-set", "block"])
+def test_other_users_state_not_writable(hnode, rawc, user, payload):
+    """RFC 6121 §2.1.5 / XEP-0191: an iq to another user's bare JID is
+    handled by the server for that user and must not change their roster
+    or blocklist."""
+    a = logged_in(rawc, user, hnode.port, "a")
+    b = logged_in(rawc, user, hnode.port, "b")
+    victim = b.jid.split("/")[0]
+    r = a.iq("set", victim, payload)
+    assert r.get("type") == "error"
+    assert stanza_error(r)[1] == "service-unavailable"
+    q = b.iq("get", None, "<query xmlns='jabber:iq:roster'/>")
+    assert q.get("type") == "result"
+    assert not q.find("{jabber:iq:roster}query").children
+    bl = b.iq("get", None, "<blocklist xmlns='urn:xmpp:blocking'/>")
+    assert bl.get("type") == "result"
+    assert not bl.find("{urn:xmpp:blocking}blocklist").children
+    # Nor is another user's roster readable.
+    r = a.iq("get", victim, "<query xmlns='jabber:iq:roster'/>")
+    assert r.get("type") == "error"
+    still_serves(rawc, user, hnode.port)
