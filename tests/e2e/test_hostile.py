@@ -836,3 +836,40 @@ def test_other_users_state_not_writable(hnode, rawc, user, payload):
     r = a.iq("get", victim, "<query xmlns='jabber:iq:roster'/>")
     assert r.get("type") == "error"
     still_serves(rawc, user, hnode.port)
+
+
+# ---------------------------------------------------------------- presence abuse
+
+def test_probe_from_stranger_reveals_nothing(hnode, rawc, user):
+    """RFC 6121 §4.3.2: a probe from an entity without a subscription must
+    not reveal the contact's presence."""
+    a = logged_in(rawc, user, hnode.port, "a")
+    b = logged_in(rawc, user, hnode.port, "b")
+    b.presence(0, extra="<status>secret</status>")
+    b.sync()
+    a.send("<presence type='probe' to='%s'/>" % b.jid.split("/")[0])
+    a.send("<presence type='probe' to='%s'/>" % b.jid)
+    deadline = time.monotonic() + 1.0
+    while True:
+        try:
+            p = a.next(name="presence", timeout=max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            break
+        assert p.get("type") in ("unsubscribed", "error"), "presence leaked: %r" % p
+    assert_ignored(a)
+    still_serves(rawc, user, hnode.port)
+
+
+def test_unsolicited_subscribed_changes_nothing_for_target(hnode, rawc, user):
+    """RFC 6121 §3.1.5/§3.4: a 'subscribed' nobody asked for is not
+    delivered and does not give the target a subscription."""
+    a = logged_in(rawc, user, hnode.port, "a")
+    b = logged_in(rawc, user, hnode.port, "b")
+    b.presence(0)
+    b.sync()
+    a.send("<presence type='subscribed' to='%s'/>" % b.jid.split("/")[0])
+    a.sync()
+    assert_ignored(b)
+    q = b.iq("get", None, "<query xmlns='jabber:iq:roster'/>")
+    assert not q.find("{jabber:iq:roster}query").children
+    still_serves(rawc, user, hnode.port)
