@@ -267,6 +267,9 @@ static void after_feed(roost_c2s_t *s, int rc)
              * SASL exchange belongs to the old stream and is discarded. */
             s->want_reset = 0;
             roost_xmlstream_reset(s->xs);
+            /* A new stream: an error before the client's next header is
+             * still preceded by our opening tag (RFC 6120 §4.9.1.1). */
+            s->header_sent = 0;
             rc = 0;
             break;
         }
