@@ -220,6 +220,13 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
             fail(s, "invalid-namespace", "top-level element without namespace");
             return;
         }
+        /* A second stream open inside the stream would otherwise be
+         * buffered as a stanza that never ends: refuse it at once. */
+        if (strcmp(el->name, "stream") == 0 && strcmp(el->ns, ROOST_NS_STREAMS) == 0) {
+            roost_xml_free(el);
+            fail(s, "unsupported-stanza-type", "a stream is already open");
+            return;
+        }
         s->stanza = s->cur = el;
     } else {
         roost_xml_append(s->cur, el);
