@@ -336,6 +336,30 @@ static void on_block_checked(int status, roost_block_verdict_t verdict, void *da
     roost_c2s_unref(from);
 }
 
+/* DESIGN §4: elements only a server may add are stripped from what a
+ * client sends: carbon wrappers (XEP-0280 §11) and a <delay/> claiming one
+ * of our domains (XEP-0203, e.g. a fake offline-storage stamp). */
+static void strip_server_only(const roost_server_t *srv, roost_xml_t *st)
+{
+    roost_xml_t *c = st->children;
+    while (c != NULL) {
+        roost_xml_t *next = c->next;
+        int drop = 0;
+        if (c->name != NULL && strcmp(c->ns, ROOST_NS_CARBONS) == 0)
+            drop = strcmp(c->name, "sent") == 0 || strcmp(c->name, "received") == 0;
+        else if (c->name != NULL && strcmp(c->ns, "urn:xmpp:delay") == 0 &&
+                 strcmp(c->name, "delay") == 0) {
+            const char *by = roost_xml_attr(c, "from");
+            drop = by == NULL || roost_config_hosts(srv->cfg, by);
+        }
+        if (drop) {
+            roost_xml_detach(c);
+            roost_xml_free(c);
+        }
+        c = next;
+    }
+}
+
 int roost_router_from_client(roost_server_t *srv, roost_c2s_t *from, roost_xml_t *st)
 {
     const roost_jid_t *me = roost_c2s_jid(from);
@@ -350,6 +374,8 @@ int roost_router_from_client(roost_server_t *srv, roost_c2s_t *from, roost_xml_t
         reply_error(from, st, me->domain, "bad-request", NULL);
         goto done;
     }
+    if (strcmp(name, "message") == 0)
+        strip_server_only(srv, st);
     if (to_s != NULL && roost_jid_parse(&to, to_s, strlen(to_s)) != 0) {
         reply_error(from, st, me->domain, "jid-malformed", NULL);
         goto done;
