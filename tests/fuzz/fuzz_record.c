@@ -145,7 +145,10 @@ static void fuzz_envelope(const uint8_t *data, size_t size)
     FUZZ_CHECK(p1 != NULL);
     FUZZ_CHECK(roost__route_envelope__pack(env, p1) == n1);
     again = roost__route_envelope__unpack(NULL, n1, p1);
-    if (again == NULL && has_field0(&env->base)) {
+    int field0 = has_field0(&env->base);
+    for (size_t i = 0; i < env->n_targets; i++)
+        field0 |= has_field0(&env->targets[i]->base);
+    if (again == NULL && field0) {
         free(p1);
         roost__route_envelope__free_unpacked(env, NULL);
         return;
