@@ -3,6 +3,8 @@
 #   make run      private redis-server + one node for domain "localhost"
 #   make test     unit, integration (real redis-server) and end-to-end tests
 #   make check    the same tests built with ASan+UBSan (in build/san)
+#   make fuzz     libFuzzer targets (clang) in $(BUILD)/fuzz, each run for
+#                 FUZZ_SECONDS (default 30) on a copy of its seed corpus
 
 BUILD    ?= build
 CC       ?= cc
@@ -38,9 +40,13 @@ INTEG_SRC := $(wildcard tests/integration/test_*.c)
 INTEG_BIN := $(INTEG_SRC:tests/integration/%.c=$(BUILD)/tests/integration/%)
 BENCH_SRC := $(wildcard tests/bench/*.c)
 
+# Fuzz targets: tests/fuzz/fuzz_<t>.c with seeds in tests/fuzz/corpus/<t>/.
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_DRV     := $(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz/fuzz_%)
+
 BINS := $(BUILD)/bin/roost-node $(BUILD)/bin/roostctl
 
-.PHONY: all deps run test check unit integration e2e clean bench
+.PHONY: all deps run test check unit integration e2e clean bench fuzz fuzz-corpus
 .DELETE_ON_ERROR:
 
 all: deps
@@ -87,12 +93,29 @@ $(BUILD)/tests/integration/%: tests/integration/%.c tests/integration/testutil.c
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(LDFLAGS) -o $@ $< tests/integration/testutil.c \
 	    $(NODE_LIB) $(STORE_LIB) $(PKG_LIBS) $(CHECK_LIBS)
 
+# The fuzz targets as plain programs (tests/fuzz/driver.c instead of
+# libFuzzer), built like the unit tests, to replay the seed corpora.
+$(BUILD)/tests/fuzz/%: tests/fuzz/%.c tests/fuzz/driver.c tests/fuzz/fuzz.h \
+                       $(NODE_LIB) $(STORE_LIB) $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/driver.c \
+	    $(NODE_LIB) $(STORE_LIB) $(PKG_LIBS)
+
 run: all
 	@sh ops/run-local.sh $(BUILD)
 
 unit: deps
 	@$(MAKE) --no-print-directory $(UNIT_BIN)
 	@sh tests/run-unit.sh $(UNIT_BIN)
+	@$(MAKE) --no-print-directory fuzz-corpus
+
+# Replays every fuzz target's corpus once (seeds and crash reproducers).
+fuzz-corpus: deps
+	@$(MAKE) --no-print-directory $(FUZZ_DRV)
+	@rc=0; for t in $(FUZZ_TARGETS); do \
+	    echo "== fuzz corpus $$t"; \
+	    $(BUILD)/tests/fuzz/fuzz_$$t tests/fuzz/corpus/$$t || rc=1; \
+	done; exit $$rc
 
 integration: deps
 	@$(MAKE) --no-print-directory $(INTEG_BIN) $(BINS)
@@ -118,7 +141,53 @@ bench: deps
 	@$(MAKE) --no-print-directory $(BINS) $(BUILD)/bin/roost-bench
 	@sh tests/bench/run.sh $(BUILD)
 
+# libFuzzer: the server sources and generated protobuf C compiled again
+# with clang and coverage instrumentation in their own object dir (the
+# normal build uses gcc). Warnings are not errors here: gcc's -Werror build
+# is the gate, and a clang-only warning must not stop fuzzing.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 30
+FUZZ_DIR     := $(BUILD)/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -O1 -g $(FUZZ_SAN) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter \
+                -fno-strict-aliasing -I. -I$(BUILD)/gen
+FUZZ_LIBOBJ  := $(STORE_SRC:%.c=$(FUZZ_DIR)/obj/%.o) $(NODE_SRC:%.c=$(FUZZ_DIR)/obj/%.o) \
+                $(FUZZ_DIR)/obj/gen/roost.pb-c.o
+FUZZ_LIB     := $(FUZZ_DIR)/lib/libroost-fuzz.a
+FUZZ_BIN     := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
+
+$(FUZZ_DIR)/obj/gen/roost.pb-c.o: $(GEN_C)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) -c $< -o $@
+
+$(FUZZ_DIR)/obj/%.o: %.c $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+$(FUZZ_LIB): $(FUZZ_LIBOBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_LIB) $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Werror -Wshadow -fsanitize=fuzzer $(PKG_CFLAGS) -o $@ $< \
+	    $(FUZZ_LIB) $(PKG_LIBS)
+
+# Each target runs on a scratch copy of its corpus (new inputs stay out of
+# the tree); a crash leaves crash-* in $(FUZZ_DIR)/artifacts/<t>/ and fails.
+fuzz: deps
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+	@rc=0; for t in $(FUZZ_TARGETS); do \
+	    echo "== fuzz $$t ($(FUZZ_SECONDS)s)"; \
+	    rm -rf $(FUZZ_DIR)/run/$$t && mkdir -p $(FUZZ_DIR)/run/$$t $(FUZZ_DIR)/artifacts/$$t && \
+	    cp tests/fuzz/corpus/$$t/* $(FUZZ_DIR)/run/$$t/ && \
+	    $(FUZZ_DIR)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	        -artifact_prefix=$(FUZZ_DIR)/artifacts/$$t/ $(FUZZ_DIR)/run/$$t \
+	        > $(FUZZ_DIR)/$$t.log 2>&1 || { rc=1; tail -40 $(FUZZ_DIR)/$$t.log; }; \
+	    grep -E '^stat::number_of_executed_units|^#[0-9]+.*DONE' $(FUZZ_DIR)/$$t.log | tail -2; \
+	done; exit $$rc
+
 clean:
 	rm -rf build
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/fuzz/obj -name '*.d' 2>/dev/null)

@@ -237,12 +237,17 @@ int roost_jid_nodeprep(const char *in, size_t len, char **out)
 
 int roost_jid_resourceprep(const char *in, size_t len, char **out)
 {
-    /* RFC 7622 §3.5 lists "juliet@example.com/ foo" as invalid. */
-    if (len > 0 && in[0] == ' ') {
+    /* RFC 7622 §3.5 lists "juliet@example.com/ foo" as invalid. Checked
+     * on the prepared form: mapping can remove what preceded the space
+     * (U+034F, U+00AD, ...), and a prepared resource must parse again. */
+    int rc = prep(PROFILE_RESOURCE, in, len, out);
+
+    if (rc == 0 && (*out)[0] == ' ') {
+        free(*out);
         *out = NULL;
-        return ROOST_EINVAL;
+        rc = ROOST_EINVAL;
     }
-    return prep(PROFILE_RESOURCE, in, len, out);
+    return rc;
 }
 
 /* An [IPv6] literal, written back in canonical lower-case form so equal

@@ -25,13 +25,19 @@ int roost_unknown_dup(roost_unknown_t **out, const ProtobufCMessageUnknownField 
         return ROOST_ENOMEM;
     if (!(u->f = calloc(n, sizeof(*u->f))))
         goto fail_u;
-    for (; u->n < n; u->n++) {
+    for (size_t i = 0; i < n; i++) {
+        /* Field number 0 is invalid. protobuf-c accepts it in a multi-byte
+         * tag but then packs a one-byte tag it refuses to unpack, so
+         * keeping it would turn a readable record unreadable on rewrite. */
+        if (f[i].tag == 0)
+            continue;
         ProtobufCMessageUnknownField *d = &u->f[u->n];
-        *d = f[u->n];
+        *d = f[i];
         /* malloc(0) may answer NULL, which would read as out of memory. */
-        if (!(d->data = malloc(f[u->n].len ? f[u->n].len : 1)))
+        if (!(d->data = malloc(f[i].len ? f[i].len : 1)))
             goto fail_u;
-        memcpy(d->data, f[u->n].data, f[u->n].len);
+        memcpy(d->data, f[i].data, f[i].len);
+        u->n++;
     }
     *out = u;
     return 0;

@@ -12,7 +12,8 @@ typedef struct {
     ProtobufCMessageUnknownField *f;
 } roost_unknown_t;
 
-/* *out = a deep copy of f[0..n), or NULL when n is 0. 0 or ROOST_ENOMEM. */
+/* *out = a deep copy of f[0..n) without fields numbered 0 (invalid), or
+ * NULL when n is 0. 0 or ROOST_ENOMEM. */
 int roost_unknown_dup(roost_unknown_t **out, const ProtobufCMessageUnknownField *f, size_t n);
 
 /* Frees u and its copies; NULL is a no-op. */
