@@ -23,6 +23,10 @@ endif
 # Lazy (=) so pkg-config only runs once deps.sh had its chance.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
+# expat's reparse deferral (2.6, backported by later Debian 2.5 builds)
+# is switched off where the installed header has it.
+EXPAT_H    = $(shell pkg-config --variable=includedir expat)/expat.h
+PKG_CFLAGS += $(shell grep -qs XML_SetReparseDeferralEnabled $(EXPAT_H) && echo -DROOST_HAVE_REPARSE_DEFERRAL)
 CHECK_LIBS = $(shell pkg-config --libs check)
 
 GEN_C     := $(BUILD)/gen/proto/roost.pb-c.c

@@ -407,8 +407,10 @@ static XML_Parser parser_new(roost_xmlstream_t *s)
     XML_SetParamEntityParsing(p, XML_PARAM_ENTITY_PARSING_NEVER);
     /* Reparse deferral (expat 2.6, backported by Debian) may hold back a
      * complete stanza until more bytes arrive; a client waiting for our
-     * answer would never send them. */
+     * answer would never send them. Older builds have no deferral. */
+#ifdef ROOST_HAVE_REPARSE_DEFERRAL
     XML_SetReparseDeferralEnabled(p, XML_FALSE);
+#endif
     return p;
 }
 
