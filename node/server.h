@@ -25,6 +25,7 @@ typedef struct roost_server_s {
     size_t n_conns;
     size_t pending_ops;             /* store calls that must finish before exit */
     int shutting_down;
+    int draining;                   /* drain started: not ready, no new clients */
     roost_conn_limits_t conn_limits;
     /* TLS context for new connections (NULL: no certificate configured).
      * Replaced on SIGHUP; connections keep a reference to their own. */
