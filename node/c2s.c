@@ -8,6 +8,7 @@
 #include <openssl/rand.h>
 
 #include "node/c2s.h"
+#include "node/c2s_int.h"
 #include "node/log.h"
 #include "node/presence.h"
 #include "node/router.h"
@@ -23,43 +24,6 @@
 #define NS_TLS     "urn:ietf:params:xml:ns:xmpp-tls"
 #define NS_SASL_CB "urn:xmpp:sasl-cb:0"
 #define MAX_AUTH_FAILURES 5
-
-typedef enum {
-    C2S_STREAM_WAIT,   /* waiting for the initial stream header */
-    C2S_SASL,          /* features sent; awaiting <auth/> */
-    C2S_SASL_STEP,     /* mid-exchange; awaiting <response/> */
-    C2S_AUTHED_WAIT,   /* SASL succeeded; awaiting the restart header */
-    C2S_BIND,          /* authenticated features sent; awaiting bind */
-    C2S_ESTABLISHED,   /* resource bound */
-} c2s_state_t;
-
-struct roost_c2s_s {
-    roost_server_t *srv;
-    roost_conn_t *conn;
-    roost_xmlstream_t *xs;
-    uv_timer_t timer;            /* auth deadline, then idle keepalive */
-    c2s_state_t state;
-    uint64_t id;
-    int refs;
-    unsigned gone : 1;           /* closing: no more protocol work */
-    unsigned header_sent : 1;
-    unsigned want_reset : 1;     /* restart the parser after this feed */
-    unsigned async : 1;          /* a stanza step is waiting for Redis */
-    unsigned in_feed : 1;
-    unsigned bound : 1;          /* record in Redis and in srv->sessions */
-    unsigned replaced : 1;       /* kicked by a newer session of the same JID */
-    unsigned ping_sent : 1;      /* a keepalive ping awaits any sign of life */
-    uint64_t last_in;            /* loop time of the last bytes received */
-    unsigned ping_seq;
-    char *domain;
-    char stream_id[33];
-    roost_sasl_t *sasl;
-    unsigned auth_failures;
-    char *username;
-    roost_jid_t jid;
-    roost_session_t rec;
-    roost_c2s_t *prev, *next;
-};
 
 static roost_buf_t scratch;      /* single-threaded serialization buffer */
 
@@ -97,22 +61,37 @@ static int send_str(roost_c2s_t *s, const char *str)
     return roost_conn_write(s->conn, str, strlen(str));
 }
 
-int roost_c2s_send_bytes(roost_c2s_t *s, const char *bytes, size_t len)
+int roost_c2s_write_raw(roost_c2s_t *s, const char *str, size_t len)
 {
     if (s->gone)
         return ROOST_EIO;
-    return roost_conn_write(s->conn, bytes, len);
+    return roost_conn_write(s->conn, str, len);
+}
+
+/* Every stanza to the client passes here: with stream management it is
+ * counted, or for a resumable session queued in Redis first (node/sm.c),
+ * also while the connection is closing. */
+int roost_c2s_send_bytes(roost_c2s_t *s, const char *bytes, size_t len)
+{
+    if (roost_sm_outbound(s, bytes, len))
+        return 0;
+    if (s->gone)
+        return ROOST_EIO;
+    int rc = roost_conn_write(s->conn, bytes, len);
+    if (rc == 0)
+        roost_sm_written(s);
+    return rc;
 }
 
 int roost_c2s_send(roost_c2s_t *s, const roost_xml_t *stanza)
 {
-    if (s->gone)
+    if (s->gone && !roost_sm_resumable(s))
         return ROOST_EIO;
     roost_buf_reset(&scratch);
     int rc = roost_xml_serialize(stanza, ROOST_NS_CLIENT, &scratch);
     if (rc != 0)
         return rc;
-    return roost_conn_write(s->conn, scratch.data, scratch.len);
+    return roost_c2s_send_bytes(s, scratch.data, scratch.len);
 }
 
 static void send_header(roost_c2s_t *s)
@@ -167,6 +146,7 @@ void roost_c2s_unref(roost_c2s_t *s)
     if (--s->refs > 0)
         return;
     roost_sasl_free(s->sasl);
+    roost_sm_free(s->sm);
     roost_xmlstream_free(s->xs);
     roost_jid_clear(&s->jid);
     roost_session_clear(&s->rec);
@@ -202,14 +182,20 @@ static void on_conn_close(roost_conn_t *conn)
     s->conn = NULL;
     if (s->bound) {
         roost_map_del(srv->sessions, s->jid.full, s);
+        /* A detached session (stream management, drain grace) lives on
+         * in Redis: no unbind, and contacts see no unavailable. */
+        int keep = roost_sm_on_close(s);
         /* A replaced session's full JID lives on in the new session:
          * contacts must not see it go unavailable. */
-        if (!s->replaced)
+        if (!s->replaced && !keep)
             roost_presence_session_ended(srv, s->jid.bare, s->jid.full, &s->rec);
-        if (roost_store_session_unbind(srv->store, s->jid.bare, s->jid.resource, s->id,
-                                       on_unbound, srv) == 0)
+        if (!keep && roost_store_session_unbind(srv->store, s->jid.bare, s->jid.resource,
+                                                s->id, on_unbound, srv) == 0)
             srv->pending_ops++;
         s->bound = 0;
+    } else if (s->sm != NULL && s->jid.full != NULL) {
+        /* A resumption still in flight. */
+        roost_map_del(srv->sessions, s->jid.full, s);
     }
     ROOST_INFO(s->id, "closed%s%s", s->jid.full != NULL ? " jid=" : "",
                s->jid.full != NULL ? s->jid.full : "");
@@ -255,6 +241,20 @@ static void on_idle_tick(uv_timer_t *t)
     roost_conn_write(s->conn, buf, strlen(buf));
     s->ping_sent = 1;
     uv_timer_start(&s->timer, on_idle_tick, (uint64_t)cfg->ping_timeout_s * 1000u, 0);
+}
+
+static void start_idle_timer(roost_c2s_t *s)
+{
+    roost_server_t *srv = s->srv;
+    uv_timer_stop(&s->timer);
+    s->last_in = uv_now(srv->loop);
+    if (srv->cfg->ping_interval_s > 0)
+        uv_timer_start(&s->timer, on_idle_tick, (uint64_t)srv->cfg->ping_interval_s * 1000u, 0);
+}
+
+void roost_c2s_resumed(roost_c2s_t *s)
+{
+    start_idle_timer(s);
 }
 
 /* ---- parser driving --------------------------------------------------- */
@@ -415,6 +415,7 @@ static void send_features(roost_c2s_t *s)
         send_str(s, "<stream:features><bind xmlns='" NS_BIND "'/>"
                     "<session xmlns='" NS_SESSION "'><optional/></session>"
                     "<ver xmlns='urn:xmpp:features:rosterver'/>"
+                    "<sm xmlns='" ROOST_NS_SM "'/>"
                     "<sub xmlns='urn:xmpp:features:pre-approval'/></stream:features>");
         s->state = C2S_BIND;
     }
@@ -456,6 +457,7 @@ static void on_close(void *data)
     roost_c2s_t *s = data;
     if (s->gone)
         return;
+    s->clean_close = 1;
     send_str(s, "</stream:stream>");
     s->gone = 1;
     if (s->in_feed)
@@ -704,10 +706,7 @@ static void on_bound(int status, const roost_session_t *replaced, void *data)
     roost_map_put(srv->sessions, s->jid.full, s);
     s->bound = 1;
     s->state = C2S_ESTABLISHED;
-    uv_timer_stop(&s->timer);
-    s->last_in = uv_now(srv->loop);
-    if (srv->cfg->ping_interval_s > 0)
-        uv_timer_start(&s->timer, on_idle_tick, (uint64_t)srv->cfg->ping_interval_s * 1000u, 0);
+    start_idle_timer(s);
     roost_xml_set_attr(iq, "type", "result");
     roost_xml_t *b = roost_xml_add(iq, "bind", NS_BIND);
     roost_xml_t *j = b != NULL ? roost_xml_add(b, "jid", NULL) : NULL;
@@ -716,6 +715,10 @@ static void on_bound(int status, const roost_session_t *replaced, void *data)
     roost_c2s_send(s, iq);
     roost_xml_free(iq);
     ROOST_INFO(s->id, "bound jid=%s", s->jid.full);
+    /* The same full JID was detached or in a drain's grace window: what
+     * was queued for it meanwhile is delivered now. */
+    if (replaced != NULL && (replaced->flags & ROOST_SESS_F_SM))
+        roost_sm_bind_takeover(s);
 out:
     free(req->id);
     free(req);
@@ -804,6 +807,10 @@ static int handle(roost_c2s_t *s, roost_xml_t *el)
         break;
     case C2S_BIND:
     case C2S_ESTABLISHED:
+        if (strcmp(el->ns, ROOST_NS_SM) == 0) {
+            rc = roost_sm_handle(s, el);
+            break;
+        }
         if (!is_stanza(el)) {
             roost_c2s_stream_error(s, "unsupported-stanza-type", NULL);
             break;
@@ -832,6 +839,7 @@ static int handle(roost_c2s_t *s, roost_xml_t *el)
             roost_c2s_stream_error(s, "not-authorized", "bind a resource first");
             break;
         }
+        roost_sm_inbound(s);
         /* The server stamps 'from' on everything a client sends. */
         roost_xml_set_attr(el, "from", s->jid.full);
         rc = roost_router_from_client(s->srv, s, el);

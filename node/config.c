@@ -107,6 +107,13 @@ static const opt_t opts[] = {
     { "cluster.reap_interval_ms", "ROOST_CLUSTER_REAP_INTERVAL_MS", OPT_UINT,
       F(reap_interval_ms), 100, 600000 },
     { "log.level", "ROOST_LOG_LEVEL", OPT_LOG_LEVEL, F(log_level), 0, 0 },
+    /* Stream management (XEP-0198) and drain (issue 6). */
+    { "sm.resume_timeout_s", "ROOST_SM_RESUME_TIMEOUT_S", OPT_UINT, F(sm_resume_timeout_s),
+      1, 86400 },
+    { "sm.max_queue", "ROOST_SM_MAX_QUEUE", OPT_UINT, F(sm_max_queue), 10, 100000 },
+    { "drain.rate", "ROOST_DRAIN_RATE", OPT_UINT, F(drain_rate), 1, 1000000 },
+    { "drain.grace_s", "ROOST_DRAIN_GRACE_S", OPT_UINT, F(drain_grace_s), 0, 3600 },
+    { "drain.deadline_s", "ROOST_DRAIN_DEADLINE_S", OPT_UINT, F(drain_deadline_s), 1, 86400 },
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -198,6 +205,11 @@ int roost_config_defaults(roost_config_t *cfg)
     cfg->max_pending_subscriptions = 1000;
     cfg->max_resources = 10;
     cfg->write_high_watermark = 262144;
+    cfg->sm_resume_timeout_s = 300;
+    cfg->sm_max_queue = 1000;
+    cfg->drain_rate = 200;
+    cfg->drain_grace_s = 30;
+    cfg->drain_deadline_s = 60;
     cfg->write_low_watermark = 65536;
     cfg->write_max = 4194304;
     cfg->lease_ms = 10000;
@@ -648,6 +660,17 @@ typedef struct {
 } y_log_t;
 
 typedef struct {
+    char *resume_timeout_s;
+    char *max_queue;
+} y_sm_t;
+
+typedef struct {
+    char *rate;
+    char *grace_s;
+    char *deadline_s;
+} y_drain_t;
+
+typedef struct {
     y_node_t *node;
     char **domains;
     unsigned domains_count;
@@ -657,6 +680,8 @@ typedef struct {
     y_limits_t *limits;
     y_cluster_t *cluster;
     y_log_t *log;
+    y_sm_t *sm;
+    y_drain_t *drain;
 } y_root_t;
 
 /* "null", "~" or an empty value reads as NULL, same as an absent key. */
@@ -733,6 +758,19 @@ static const cyaml_schema_field_t y_log_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t y_sm_fields[] = {
+    Y_SCALAR("resume_timeout_s", y_sm_t, resume_timeout_s),
+    Y_SCALAR("max_queue", y_sm_t, max_queue),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t y_drain_fields[] = {
+    Y_SCALAR("rate", y_drain_t, rate),
+    Y_SCALAR("grace_s", y_drain_t, grace_s),
+    Y_SCALAR("deadline_s", y_drain_t, deadline_s),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t y_root_fields[] = {
     Y_SECTION("node", node, y_node_fields),
     CYAML_FIELD_SEQUENCE("domains", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_root_t, domains,
@@ -743,6 +781,8 @@ static const cyaml_schema_field_t y_root_fields[] = {
     Y_SECTION("limits", limits, y_limits_fields),
     Y_SECTION("cluster", cluster, y_cluster_fields),
     Y_SECTION("log", log, y_log_fields),
+    Y_SECTION("sm", sm, y_sm_fields),
+    Y_SECTION("drain", drain, y_drain_fields),
     CYAML_FIELD_END,
 };
 
@@ -958,6 +998,8 @@ static int apply_yaml(roost_config_t *cfg, const char *path, const y_root_t *y, 
     const y_limits_t *lim = y->limits;
     const y_cluster_t *cl = y->cluster;
     const y_log_t *lg = y->log;
+    const y_sm_t *sm = y->sm;
+    const y_drain_t *dr = y->drain;
     const struct {
         const char *key;
         const char *value;
@@ -993,6 +1035,11 @@ static int apply_yaml(roost_config_t *cfg, const char *path, const y_root_t *y, 
         { "cluster.renew_ms", cl ? cl->renew_ms : NULL },
         { "cluster.reap_interval_ms", cl ? cl->reap_interval_ms : NULL },
         { "log.level", lg ? lg->level : NULL },
+        { "sm.resume_timeout_s", sm ? sm->resume_timeout_s : NULL },
+        { "sm.max_queue", sm ? sm->max_queue : NULL },
+        { "drain.rate", dr ? dr->rate : NULL },
+        { "drain.grace_s", dr ? dr->grace_s : NULL },
+        { "drain.deadline_s", dr ? dr->deadline_s : NULL },
     };
     int rc;
 

@@ -53,6 +53,12 @@ typedef struct {
     unsigned reap_interval_ms;     /* default 2000: dead-node scan period */
     /* log */
     char *log_level;               /* default "info" */
+
+    unsigned sm_resume_timeout_s;  /* default 300: how long a detached SM session waits */
+    unsigned sm_max_queue;         /* default 1000: unacked stanzas per SM session */
+    unsigned drain_rate;           /* default 200: clients released per second */
+    unsigned drain_grace_s;        /* default 30: a drained non-SM session's record is kept */
+    unsigned drain_deadline_s;     /* default 60: the drain ends (exit) by then */
 } roost_config_t;
 
 /* Fills *cfg with defaults. 0/ENOMEM. */

@@ -11,6 +11,7 @@
 #include "node/route.h"
 #include "node/router.h"
 #include "node/xmpp_error.h"
+#include "store/sm.h"
 #include "store/error.h"
 
 static void on_published(int status, long long receivers, void *data)
@@ -23,6 +24,9 @@ static void on_published(int status, long long receivers, void *data)
 
 typedef roost_deliver_retry_t retry_t;
 static void on_published_retry(int status, long long receivers, void *data);
+static retry_t *retry_new(roost_server_t *srv, const char *node, const roost_deliver_target_t *t,
+                          size_t n, const char *bytes, size_t len, int stamp_to,
+                          const roost_xml_t *orig, unsigned hops);
 static void retry_free(retry_t *r);
 
 /* Publishes env to node_id. retry (owned, may be NULL) is what to do when
@@ -50,14 +54,10 @@ int roost_deliver_publish_envelope(roost_server_t *srv, const char *node_id,
 
 static roost_buf_t stamp_buf;
 
-/* Writes bytes to c; with jid, the copy gets to='jid' inserted into the
- * top-level start tag (the bytes were serialized without a 'to'). */
-void roost_deliver_send_to_c2s(roost_c2s_t *c, const char *bytes, size_t len, const char *jid)
+/* bytes with to='jid' inserted into the top-level start tag (the bytes
+ * were serialized without a 'to'), in stamp_buf; 0 or ROOST_ENOMEM. */
+static int stamp(const char *bytes, size_t len, const char *jid)
 {
-    if (jid == NULL) {
-        roost_c2s_send_bytes(c, bytes, len);
-        return;
-    }
     size_t i = 1;
     while (i < len && bytes[i] != ' ' && bytes[i] != '>' && bytes[i] != '/')
         i++;
@@ -67,7 +67,89 @@ void roost_deliver_send_to_c2s(roost_c2s_t *c, const char *bytes, size_t len, co
         roost_buf_escape(&stamp_buf, jid, strlen(jid)) == 0 &&
         roost_buf_puts(&stamp_buf, "'") == 0 &&
         roost_buf_append(&stamp_buf, bytes + i, len - i) == 0)
+        return 0;
+    return ROOST_ENOMEM;
+}
+
+/* Writes bytes to c; with jid, the copy gets to='jid' (see stamp). */
+void roost_deliver_send_to_c2s(roost_c2s_t *c, const char *bytes, size_t len, const char *jid)
+{
+    if (jid == NULL)
+        roost_c2s_send_bytes(c, bytes, len);
+    else if (stamp(bytes, len, jid) == 0)
         roost_c2s_send_bytes(c, stamp_buf.data, stamp_buf.len);
+}
+
+/* ---- targets with a queue (stream management, drain grace) -------------- */
+
+static void on_sm_pushed(int status, uint64_t seq, long long receivers, void *data)
+{
+    retry_t *r = data;
+    if (status == ROOST_ENOTFOUND || status == ROOST_ELIMIT) {
+        /* No queue any more (the session ended or was bound again), or
+         * it is full: re-read the session, as for a PUBLISH nobody got. */
+        if (status == ROOST_ELIMIT)
+            ROOST_WARN(0, "sm queue full; treating the stanza as undeliverable");
+        if (r != NULL)
+            on_published_retry(0, 0, r);
+        return;
+    }
+    if (status != 0)
+        ROOST_WARN(0, "sm push failed: %s", roost_strerror(status));
+    /* Queued: delivered by the owner node or on resumption. */
+    if (r != NULL)
+        on_published_retry(0, 1, r);
+}
+
+/* Numbers and queues bytes for t in its queue, publishing to its owner in
+ * the same script (store/sm.h). */
+static void deliver_queued(roost_server_t *srv, const roost_deliver_target_t *t,
+                           const char *bytes, size_t len, int stamp_to, const roost_xml_t *orig,
+                           unsigned hops)
+{
+    const char *slash = strchr(t->full, '/');
+    char *bare = slash != NULL ? strndup(t->full, (size_t)(slash - t->full)) : NULL;
+    if (bare == NULL)
+        return;
+    if (stamp_to) {
+        if (stamp(bytes, len, t->full) != 0) {
+            free(bare);
+            return;
+        }
+        bytes = stamp_buf.data;
+        len = stamp_buf.len;
+    }
+    Roost__RouteEnvelope env = ROOST__ROUTE_ENVELOPE__INIT;
+    Roost__RouteEnvelope__Target tg = ROOST__ROUTE_ENVELOPE__TARGET__INIT;
+    Roost__RouteEnvelope__Target *tp = &tg;
+    tg.jid = t->full;
+    tg.conn_id = t->conn_id;
+    env.version = 1;
+    env.kind = ROOST__ROUTE_ENVELOPE__KIND__STANZA;
+    env.targets = &tp;
+    env.n_targets = 1;
+    env.stanza.data = (uint8_t *)bytes;
+    env.stanza.len = len;
+    env.origin_node = srv->node_id;
+    env.hops = hops;
+    size_t el = roost__route_envelope__get_packed_size(&env);
+    uint8_t *eb = malloc(el ? el : 1);
+    retry_t *rt = NULL;
+    if (eb == NULL) {
+        free(bare);
+        return;
+    }
+    roost__route_envelope__pack(&env, eb);
+    if (orig != NULL && strcmp(orig->name, "presence") != 0)
+        rt = retry_new(srv, t->node_id, t, 1, bytes, len, 0, orig, hops);
+    if (roost_store_sm_push(srv->store, bare, slash + 1, (const uint8_t *)bytes, len, eb, el,
+                            srv->cfg->sm_max_queue, on_sm_pushed, rt) != 0) {
+        ROOST_WARN(0, "sm push to %s failed", t->full);
+        if (rt != NULL)
+            on_published_retry(0, 0, rt);
+    }
+    free(eb);
+    free(bare);
 }
 
 static void deliver_local(roost_server_t *srv, const roost_deliver_target_t *t, const char *bytes,
@@ -95,7 +177,10 @@ void roost_deliver_targets_ex(roost_server_t *srv, roost_deliver_target_t *t, si
     if (done == NULL || tg == NULL || tp == NULL)
         goto out;
     for (size_t k = 0; k < n; k++) {
-        if (strcmp(t[k].node_id, srv->node_id) == 0 && t[k].epoch == epoch) {
+        if (t[k].flags & ROOST_SESS_F_SM) {
+            done[k] = 1;
+            deliver_queued(srv, &t[k], bytes, len, stamp_to, orig, hops);
+        } else if (strcmp(t[k].node_id, srv->node_id) == 0 && t[k].epoch == epoch) {
             done[k] = 1;
             deliver_local(srv, &t[k], bytes, len, stamp_to);
         }
@@ -215,29 +300,31 @@ static retry_t *retry_new(roost_server_t *srv, const char *node, const roost_del
     return r;
 }
 
-/* Nowhere to deliver: a message goes to offline storage, an iq request is
- * answered service-unavailable, anything else is dropped. Once per
- * stanza, however many of its targets failed. */
-static void fall_back(retry_t *r, const char *bare)
+void roost_deliver_fall_back(roost_server_t *srv, const char *bare, const roost_xml_t *st)
 {
-    const roost_xml_t *st = r->orig;
     const char *type = roost_xml_attr(st, "type");
-    if (r->fell_back)
-        return;
-    r->fell_back = 1;
     if (strcmp(st->name, "message") == 0) {
         roost_msg_type_t mt = roost_route_msg_type(type);
         if (mt == ROOST_MSG_NORMAL || mt == ROOST_MSG_CHAT)
-            roost_offline_store(r->srv, bare, st);
+            roost_offline_store(srv, bare, st);
     } else if (strcmp(st->name, "iq") == 0 && type != NULL &&
                (strcmp(type, "get") == 0 || strcmp(type, "set") == 0)) {
         const char *from = roost_xml_attr(st, "from");
         roost_xmpp_error_t err = { NULL, "service-unavailable", NULL };
         roost_xml_t *e = roost_xmpp_error_reply(st, NULL, &err);
         if (e != NULL && from != NULL && strchr(from, '/') != NULL)
-            roost_router_to_full(r->srv, from, e, NULL, NULL);
+            roost_router_to_full(srv, from, e, NULL, NULL);
         roost_xml_free(e);
     }
+}
+
+/* Once per stanza, however many of its targets failed. */
+static void fall_back(retry_t *r, const char *bare)
+{
+    if (r->fell_back)
+        return;
+    r->fell_back = 1;
+    roost_deliver_fall_back(r->srv, bare, r->orig);
 }
 
 typedef struct {
@@ -250,10 +337,11 @@ static void on_reread(int status, const roost_session_t *rec, void *data)
 {
     reread_t *q = data;
     retry_t *r = q->r;
-    if (status == 0 && rec != NULL && strcmp(rec->node_id, r->node) != 0 &&
-        r->hops < MAX_ROUTE_HOPS) {
+    if (status == 0 && rec != NULL && r->hops < MAX_ROUTE_HOPS &&
+        (strcmp(rec->node_id, r->node) != 0 || (rec->flags & ROOST_SESS_F_SM))) {
         /* The session moved (rebound elsewhere): one more try there. */
-        roost_deliver_target_t t = { q->full, rec->node_id, rec->node_epoch, rec->conn_id };
+        roost_deliver_target_t t = { q->full, rec->node_id, rec->node_epoch, rec->conn_id,
+                                     rec->flags };
         roost_deliver_targets_ex(r->srv, &t, 1, r->bytes, r->len, r->stamp_to, NULL, NULL,
                            r->orig, r->hops + 1);
     } else {
@@ -330,6 +418,7 @@ size_t roost_deliver_add_targets(roost_deliver_target_t *t, size_t at, const cha
         t[at].node_id = r->node_id;
         t[at].epoch = r->node_epoch;
         t[at].conn_id = r->conn_id;
+        t[at].flags = r->flags;
         at++;
     }
     return at;

@@ -18,6 +18,7 @@ typedef struct {
     const char *node_id;        /* borrowed from the record */
     uint64_t epoch;
     uint64_t conn_id;
+    uint32_t flags;             /* the record's ROOST_SESS_F_* (SM: queue it) */
 } roost_deliver_target_t;
 
 /* What to do when a PUBLISH reached no node (opaque; made by deliver.c). */
@@ -53,6 +54,11 @@ void roost_deliver_targets_free(roost_deliver_target_t *t, size_t n);
 size_t roost_deliver_add_targets(roost_deliver_target_t *t, size_t at, const char *bare,
                                  const roost_session_t *recs, const size_t *idx, size_t n,
                                  const char *except);
+
+/* Nowhere to deliver st (borrowed) for bare: a chat or normal message goes
+ * to offline storage, an iq request is answered service-unavailable,
+ * anything else is dropped. */
+void roost_deliver_fall_back(roost_server_t *srv, const char *bare, const roost_xml_t *st);
 
 /* Serializes st in the jabber:client namespace into b; 0 or ROOST_ENOMEM. */
 int roost_deliver_serialize(const roost_xml_t *st, roost_buf_t *b);

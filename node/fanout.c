@@ -247,6 +247,7 @@ static void on_to_full_session(int status, const roost_session_t *rec, void *dat
         t.node_id = rec->node_id;
         t.epoch = rec->node_epoch;
         t.conn_id = rec->conn_id;
+        t.flags = rec->flags;
         roost_deliver_targets(q->srv, &t, 1, q->bytes, q->len, 0, NULL, NULL);
         q->reached = 1;
     }

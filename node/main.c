@@ -11,10 +11,12 @@
 #include "node/c2s.h"
 #include "node/cluster.h"
 #include "node/config.h"
+#include "node/drain.h"
 #include "node/log.h"
 #include "node/presence.h"
 #include "node/router.h"
 #include "node/server.h"
+#include "node/sm.h"
 #include "node/tls.h"
 #include "store/error.h"
 #include "store/store.h"
@@ -67,6 +69,8 @@ static void on_finish(uv_timer_t *t)
 {
     /* Everything is closed or given up on. The store closes its own
      * handles; once ours are closed too the loop runs dry and exits. */
+    roost_sm_stop();
+    roost_drain_stop();
     roost_store_free(node.srv.store);
     node.srv.store = NULL;
     /* After the store: its canceled callbacks may still touch the cluster. */
@@ -158,10 +162,30 @@ static void shutdown_node(void)
     roost_server_check_idle(srv);
 }
 
+static void on_drained(roost_server_t *srv)
+{
+    shutdown_node();
+}
+
+/* SIGTERM or `roostctl node drain`: not ready any more, no new clients,
+ * the clients let go in paced batches (node/drain.c); then the shutdown. */
+static void start_drain(roost_server_t *srv)
+{
+    if (srv->draining || srv->shutting_down)
+        return;
+    srv->draining = 1;
+    close_listeners();
+    roost_drain_start(srv, on_drained);
+}
+
+/* SIGTERM drains; SIGINT, or a second signal, shuts down at once. */
 static void on_signal(uv_signal_t *h, int signum)
 {
     ROOST_INFO(0, "signal %d", signum);
-    shutdown_node();
+    if (signum == SIGTERM && !node.srv.draining)
+        start_drain(&node.srv);
+    else
+        shutdown_node();
 }
 
 /* SIGHUP: new connections get the reloaded certificate; the old context
@@ -286,7 +310,7 @@ static void on_serving(roost_server_t *srv, void *data)
             ROOST_WARN(0, "subscribe failed");
         node.subscribed = 1;
     }
-    if (!node.listening) {
+    if (!node.listening && !srv->draining) {
         if (start_listeners() != 0) {
             ROOST_ERROR(0, "no c2s listener could be opened");
             node.exit_code = 1;
@@ -427,6 +451,7 @@ int main(int argc, char **argv)
     srv->cfg = cfg;
     srv->tls_ctx = tls_ctx;
     srv->on_idle = on_idle;
+    srv->on_drain = start_drain;
     /* A reaped session (dead node, or our own older epoch) goes
      * unavailable to its contacts on its behalf. */
     srv->on_session_reaped = roost_presence_session_ended;
@@ -472,6 +497,7 @@ int main(int argc, char **argv)
         ROOST_ERROR(0, "cannot create the store");
         return 1;
     }
+    roost_sm_start(srv);
     roost_cluster_opts_t co = {
         .lease_ms = cfg->lease_ms,
         .renew_ms = cfg->renew_ms,

@@ -26,32 +26,6 @@ static void on_store_done(int status, void *data)
 }
 
 
-/* Session records keep the last presence as serialized bytes; sending it
- * through the router needs the tree back. */
-static void parsed_stanza(void *data, roost_xml_t *el)
-{
-    roost_xml_t **out = data;
-    if (*out == NULL)
-        *out = el;
-    else
-        roost_xml_free(el);
-}
-
-static roost_xml_t *parse_stanza(const uint8_t *bytes, size_t len)
-{
-    static const char hdr[] = "<stream:stream xmlns='jabber:client' "
-                              "xmlns:stream='http://etherx.jabber.org/streams'>";
-    static const roost_xmlstream_cb_t cb = { NULL, parsed_stanza, NULL, NULL };
-    roost_xml_t *el = NULL;
-    roost_xmlstream_t *xs = roost_xmlstream_new(NULL, &cb, &el);
-    if (xs == NULL)
-        return NULL;
-    if (roost_xmlstream_feed(xs, hdr, sizeof(hdr) - 1) == 0)
-        roost_xmlstream_feed(xs, (const char *)bytes, len);
-    roost_xmlstream_free(xs);
-    return el;
-}
-
 /* "bare/resource" of a record into a malloc'd string. */
 static char *full_of(const char *bare, const roost_session_t *r)
 {
@@ -99,7 +73,7 @@ static void on_tell_sessions(int status, const roost_session_t *recs, size_t n, 
                 p = roost_presence_mk_presence("unavailable", full, peer);
             free(full);
         } else if (r->presence != NULL) {
-            p = parse_stanza(r->presence, r->presence_len);
+            p = roost_xmlstream_parse_one(r->presence, r->presence_len);
         }
         if (p == NULL)
             continue;

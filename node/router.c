@@ -6,6 +6,7 @@
 #include <errno.h>
 
 #include "node/router.h"
+#include "node/sm.h"
 #include "node/deliver.h"
 #include "node/c2s.h"
 #include "node/blocking.h"
@@ -167,7 +168,9 @@ static void on_full_session(int status, const roost_session_t *rec, void *data)
             reply_error(req->from, st, req->to.full, "internal-server-error", NULL);
         goto out;
     }
-    if (rec != NULL && !is_local(srv, rec)) {
+    /* Elsewhere, or here but detached with a queue (stream management,
+     * drain grace): the queue or the other node takes it. */
+    if (rec != NULL && (!is_local(srv, rec) || (rec->flags & ROOST_SESS_F_SM))) {
         roost_buf_t b = ROOST_BUF_INIT;
         size_t zero = 0;
         if (roost_deliver_serialize(st, &b) == 0)
@@ -489,9 +492,27 @@ void roost_router_on_envelope(roost_server_t *srv, const uint8_t *msg, size_t le
         ROOST_WARN(0, "dropping envelope from node=%s after %u hops", env->origin_node, env->hops);
         goto out;
     }
+    if (env->kind == ROOST__ROUTE_ENVELOPE__KIND__DRAIN) {
+        ROOST_INFO(0, "drain requested by %s", env->origin_node[0] ? env->origin_node : "?");
+        if (srv->on_drain != NULL)
+            srv->on_drain(srv);
+        goto out;
+    }
     for (size_t i = 0; i < env->n_targets; i++) {
         const Roost__RouteEnvelope__Target *t = env->targets[i];
+        if (env->sm_seq != 0) {
+            /* Numbered for a stream-management session (node/sm.c). */
+            roost_sm_on_envelope(srv, t->jid, env->sm_seq, env->stanza.data, env->stanza.len);
+            continue;
+        }
         roost_c2s_t *c = roost_map_get(srv->sessions, t->jid);
+        if (c == NULL && env->kind == ROOST__ROUTE_ENVELOPE__KIND__STANZA && !env->stamp_to &&
+            env->n_targets == 1) {
+            /* The session left this node; if it is detached or in a
+             * drain's grace window its queue takes the stanza. */
+            roost_sm_redirect(srv, t->jid, env->stanza.data, env->stanza.len, msg, len);
+            continue;
+        }
         if (c == NULL || (t->conn_id != 0 && roost_c2s_conn_id(c) != t->conn_id))
             continue;
         if (env->kind == ROOST__ROUTE_ENVELOPE__KIND__KICK)

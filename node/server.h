@@ -31,6 +31,7 @@ typedef struct roost_server_s {
      * Replaced on SIGHUP; connections keep a reference to their own. */
     struct ssl_ctx_st *tls_ctx;
     void (*on_idle)(struct roost_server_s *srv);  /* shutdown progress hook */
+    void (*on_drain)(struct roost_server_s *srv); /* a DRAIN envelope arrived */
     /* A dead node's session (or an earlier epoch's of this node) was reaped
      * from Redis (node/cluster.c); NULL: nothing more to do. Arguments are
      * borrowed for the call. */

@@ -660,3 +660,29 @@ int roost_xmlstream_reset(roost_xmlstream_t *s)
     s->in_parse = s->stopping = s->paused = s->failed = s->closed = 0;
     return 0;
 }
+
+/* Stored stanzas are parsed inside a synthetic stream header, which gives
+ * them the namespace context they were serialized in. */
+static void parsed_one(void *data, roost_xml_t *el)
+{
+    roost_xml_t **out = data;
+    if (*out == NULL)
+        *out = el;
+    else
+        roost_xml_free(el);
+}
+
+roost_xml_t *roost_xmlstream_parse_one(const uint8_t *bytes, size_t len)
+{
+    static const char hdr[] = "<stream:stream xmlns='jabber:client' "
+                              "xmlns:stream='http://etherx.jabber.org/streams'>";
+    static const roost_xmlstream_cb_t cb = { NULL, parsed_one, NULL, NULL };
+    roost_xml_t *el = NULL;
+    roost_xmlstream_t *xs = roost_xmlstream_new(NULL, &cb, &el);
+    if (xs == NULL)
+        return NULL;
+    if (roost_xmlstream_feed(xs, hdr, sizeof(hdr) - 1) == 0)
+        roost_xmlstream_feed(xs, (const char *)bytes, len);
+    roost_xmlstream_free(xs);
+    return el;
+}

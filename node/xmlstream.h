@@ -9,6 +9,7 @@
 #define ROOST_XMLSTREAM_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "node/xml.h"
 
 typedef struct roost_xmlstream_s roost_xmlstream_t;
@@ -60,5 +61,10 @@ int roost_xmlstream_reset(roost_xmlstream_t *s);
 
 /* Changes the limits (e.g. larger stanzas once authenticated). */
 void roost_xmlstream_set_limits(roost_xmlstream_t *s, const roost_xmlstream_limits_t *limits);
+
+/* Parses one serialized stanza (as the router or a record stores it, in
+ * the jabber:client default namespace) back into a tree; NULL when it is
+ * not exactly well-formed. The caller frees the tree. */
+roost_xml_t *roost_xmlstream_parse_one(const uint8_t *bytes, size_t len);
 
 #endif

@@ -12,10 +12,11 @@
 #include "store/error.h"
 #include "store/keys.h"
 #include "store/reply.h"
+#include "store/sm.h"
 #include "store/store_int.h"
 
-/* Owner fields of a session value (store/record.h): epoch and node. */
-#define HDR_PATTERN "'^[01],%-?%d+,(%d+),%d+,([^\\n]+)\\n'"
+/* Owner fields of a session value (store/record.h): epoch, conn and node. */
+#define HDR_PATTERN "'^[01],%-?%d+,(%d+),(%d+),([^\\n]+)\\n'"
 
 /* KEYS lease, nodes, nodeepochs, reaplock, epoch counter;
  * ARGV id, epoch, value, lease_ms, now_ms. 1 renewed, 0 refused. */
@@ -60,9 +61,12 @@ static roost_lua_t unlock_lua = {
     ""
 };
 
-/* KEYS nodesess, lease, nodes, nodeepochs; ARGV id, max_epoch (0: dead),
- * cursor, count, sess key prefix, suffix. -1 when the lease forbids it,
- * else {next cursor, full jid, value, full jid, value, ...}. */
+/* KEYS nodesess, lease, nodes, nodeepochs, smdeadline; ARGV id, max_epoch
+ * (0: dead), cursor, count, sess key prefix, suffix, sm key prefix, now.
+ * -1 when the lease forbids it, else {next cursor, full jid, value, ...}.
+ * A session with stream-management (or grace) state owned by the same
+ * connection is not removed but detached until its deadline (store/sm.h):
+ * its client may resume it on another node. */
 static roost_lua_t reap_lua = {
     "local lease = redis.call('GET', KEYS[2])\n"
     "local maxep = tonumber(ARGV[2])\n"
@@ -84,12 +88,22 @@ static roost_lua_t reap_lua = {
     "    local k = ARGV[5] .. bare .. ARGV[6]\n"
     "    local cur = redis.call('HGET', k, r)\n"
     "    if cur then\n"
-    "      local ep, node = string.match(cur, " HDR_PATTERN ")\n"
+    "      local ep, conn, node = string.match(cur, " HDR_PATTERN ")\n"
     "      if node == ARGV[1] and ep then\n"
     "        if tonumber(ep) <= maxep then\n"
-    "          redis.call('HDEL', k, r)\n"
-    "          out[#out + 1] = fj\n"
-    "          out[#out + 1] = cur\n"
+    "          local smk = ARGV[7] .. bare .. '}:' .. r\n"
+    "          local f = redis.call('HMGET', smk, 'node', 'conn', 'det', 'tmo', 'gone')\n"
+    "          if f[1] == ARGV[1] and f[2] == conn and f[5] ~= '1' then\n"
+    "            if f[3] == '0' then\n"
+    "              local dl = tonumber(ARGV[8]) + tonumber(f[4] or '0')\n"
+    "              redis.call('HSET', smk, 'det', 1, 'dl', dl)\n"
+    "              redis.call('ZADD', KEYS[5], dl, fj)\n"
+    "            end\n"
+    "          else\n"
+    "            redis.call('HDEL', k, r)\n"
+    "            out[#out + 1] = fj\n"
+    "            out[#out + 1] = cur\n"
+    "          end\n"
     "        else\n"
     "          keep = true\n"
     "        end\n"
@@ -470,7 +484,7 @@ static void on_reap(int status, void *reply, void *data)
 int roost_store_cluster_reap(roost_store_t *st, const char *node_id, uint64_t max_epoch,
                              const char *cursor, roost_store_reap_cb cb, void *data)
 {
-    char ep[24], count[16];
+    char ep[24], count[16], now[24];
     int rc = ROOST_ENOMEM;
 
     if (!st || !cb || !node_id || !roost_session_node_id_valid(node_id) || !cursor ||
@@ -483,11 +497,13 @@ int roost_store_cluster_reap(roost_store_t *st, const char *node_id, uint64_t ma
     c->cb.reap = cb;
     snprintf(ep, sizeof(ep), "%" PRIu64, max_epoch);
     snprintf(count, sizeof(count), "%d", ROOST_CLUSTER_REAP_BATCH);
-    const char *a[] = { ns, lease, ROOST_KEY_NODES, ROOST_KEY_NODEEPOCHS, node_id, ep, cursor,
-                        count, ROOST_KEY_SESS_PREFIX, ROOST_KEY_SESS_SUFFIX };
-    size_t al[10];
-    roost_reply_arglens(a, al, 10);
-    if ((rc = roost_store_eval(st, &reap_lua, 4, 10, a, al, on_reap, c)) < 0)
+    snprintf(now, sizeof(now), "%" PRIu64, roost_store_now_ms());
+    const char *a[] = { ns, lease, ROOST_KEY_NODES, ROOST_KEY_NODEEPOCHS, ROOST_KEY_SMDEADLINE,
+                        node_id, ep, cursor, count, ROOST_KEY_SESS_PREFIX,
+                        ROOST_KEY_SESS_SUFFIX, "roost:sm:{", now };
+    size_t al[13];
+    roost_reply_arglens(a, al, 13);
+    if ((rc = roost_store_eval(st, &reap_lua, 5, 13, a, al, on_reap, c)) < 0)
         free(c);
 fail_keys:
     free(lease);

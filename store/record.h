@@ -10,6 +10,9 @@
 #define ROOST_SESS_F_INTERESTED 0x2u  /* fetched the roster */
 #define ROOST_SESS_F_CARBONS    0x4u
 #define ROOST_SESS_F_CSI_IDLE   0x8u
+/* Stanzas for this resource go through its queue in Redis (store/sm.h):
+ * stream management with resumption, or a drain's grace window. */
+#define ROOST_SESS_F_SM         0x10u
 
 #define ROOST_NODE_ID_MAX 64
 

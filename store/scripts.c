@@ -74,8 +74,12 @@ static const char cleanup_lua[] =
     "    local k = ARGV[3] .. bare .. ARGV[4]\n"
     "    local cur = redis.call('HGET', k, res)\n"
     "    if cur then\n"
-    "      local _, _, ep, _, node = string.match(cur, " HDR_PATTERN ")\n"
-    "      if node == ARGV[1] and tonumber(ep) <= maxep then\n"
+    "      local _, _, ep, conn, node = string.match(cur, " HDR_PATTERN ")\n"
+    /* A detached session (stream management, drain grace) outlives the
+     * node: its state in roost:sm names the same connection. */
+    "      local f = redis.call('HMGET', ARGV[5] .. bare .. '}:' .. res, 'conn', 'det')\n"
+    "      local detached = f[1] == conn and f[2] == '1'\n"
+    "      if node == ARGV[1] and tonumber(ep) <= maxep and not detached then\n"
     "        redis.call('HDEL', k, res)\n"
     "        n = n + 1\n"
     "      end\n"

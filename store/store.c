@@ -763,10 +763,11 @@ int roost_store_node_cleanup(roost_store_t *st, roost_store_status_cb cb, void *
     }
     c->cb.status = cb;
     snprintf(ep, sizeof(ep), "%" PRIu64, st->epoch);
-    const char *a[] = { ns, st->node_id, ep, ROOST_KEY_SESS_PREFIX, ROOST_KEY_SESS_SUFFIX };
-    size_t al[5];
-    roost_reply_arglens(a, al, 5);
-    rc = script_send(st, c, ROOST_SCRIPT_CLEANUP, 1, 5, a, al);
+    const char *a[] = { ns, st->node_id, ep, ROOST_KEY_SESS_PREFIX, ROOST_KEY_SESS_SUFFIX,
+                        "roost:sm:{" };
+    size_t al[6];
+    roost_reply_arglens(a, al, 6);
+    rc = script_send(st, c, ROOST_SCRIPT_CLEANUP, 1, 6, a, al);
     free(ns);
     return rc;
 }

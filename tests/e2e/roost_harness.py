@@ -205,6 +205,9 @@ class Node:
             # on (tests/e2e/test_tls.py); no direct TLS port to clash on.
             "ROOST_C2S_REQUIRE_ENCRYPTION": "false",
             "ROOST_C2S_TLS_PORT": "0",
+            # Drained sessions end at once unless a test asks for a grace
+            # window (tests/e2e/test_sm.py).
+            "ROOST_DRAIN_GRACE_S": "0",
         })
         self.env.update(env or {})
         self.args = list(args or [])
