@@ -299,6 +299,10 @@ static void on_data(roost_conn_t *conn, const char *buf, size_t len)
 void roost_c2s_done(roost_c2s_t *s)
 {
     s->async = 0;
+    if (s->inbound_pending) {
+        s->inbound_pending = 0;
+        roost_sm_inbound(s);
+    }
     if (!s->gone)
         after_feed(s, roost_xmlstream_paused(s->xs) ? ROOST_EAGAIN : 0);
     roost_c2s_unref(s);
@@ -839,10 +843,16 @@ static int handle(roost_c2s_t *s, roost_xml_t *el)
             roost_c2s_stream_error(s, "not-authorized", "bind a resource first");
             break;
         }
-        roost_sm_inbound(s);
         /* The server stamps 'from' on everything a client sends. */
         roost_xml_set_attr(el, "from", s->jid.full);
         rc = roost_router_from_client(s->srv, s, el);
+        /* XEP-0198 h counts a stanza once the router is done with it, so
+         * an ack (or a detach) never covers one still in flight: the
+         * client sends that one again after resuming. */
+        if (rc == ROOST_EAGAIN)
+            s->inbound_pending = 1;
+        else
+            roost_sm_inbound(s);
         return rc;          /* the router owns el */
     default:
         roost_c2s_stream_error(s, "bad-format", "unexpected element");

@@ -52,6 +52,7 @@ struct roost_c2s_s {
     unsigned clean_close : 1;    /* the client ended the stream */
     unsigned keep_session : 1;   /* closing, but the session lives on (detached) */
     unsigned released : 1;       /* let go by a drain */
+    unsigned inbound_pending : 1; /* a stanza of the client is being routed */
     roost_c2s_t *prev, *next;
 };
 

@@ -94,8 +94,14 @@ static void on_sm_pushed(int status, uint64_t seq, long long receivers, void *da
             on_published_retry(0, 0, r);
         return;
     }
-    if (status != 0)
+    if (status != 0) {
+        /* Redis did not answer: it may not be queued. Undeliverable as far
+         * as we know (a duplicate is better than a loss). */
         ROOST_WARN(0, "sm push failed: %s", roost_strerror(status));
+        if (r != NULL)
+            on_published_retry(0, 0, r);
+        return;
+    }
     /* Queued: delivered by the owner node or on resumption. */
     if (r != NULL)
         on_published_retry(0, 1, r);
@@ -357,12 +363,14 @@ static void on_reread(int status, const roost_session_t *rec, void *data)
 static void on_published_retry(int status, long long receivers, void *data)
 {
     retry_t *r = data;
-    if (status != 0 || receivers > 0) {
-        if (status != 0)
-            ROOST_WARN(0, "publish to node=%s failed: %s", r->node, roost_strerror(status));
+    if (status == 0 && receivers > 0) {
         retry_free(r);
         return;
     }
+    /* A failed PUBLISH may or may not have reached the node: handled like
+     * one that reached nobody (a duplicate is better than a loss). */
+    if (status != 0)
+        ROOST_WARN(0, "publish to node=%s failed: %s", r->node, roost_strerror(status));
     ROOST_WARN(0, "node=%s did not receive a %s; re-reading %zu session(s)", r->node,
                r->orig->name, r->n);
     r->pending = 1;

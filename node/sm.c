@@ -43,8 +43,18 @@ struct roost_sm_s {
     unsigned resuming : 1;       /* takeover in flight: hold envelopes */
     unsigned r_pending : 1;      /* we asked for an ack */
     unsigned ended : 1;          /* state deleted: write directly */
+    /* Stanzas not yet handed to Redis (it was unreachable), oldest first:
+     * a resumable session never writes an unnumbered stanza. */
+    struct held_s *held, *held_tail;
+    size_t n_held;
     roost_sm_t *prev, *next;     /* every live sm of this node */
 };
+
+typedef struct held_s {
+    struct held_s *next;
+    size_t len;
+    char bytes[];
+} held_t;
 
 static roost_sm_t *all;
 static roost_server_t *tick_srv;
@@ -109,6 +119,11 @@ void roost_sm_free(roost_sm_t *sm)
         all = sm->next;
     if (sm->next != NULL)
         sm->next->prev = sm->prev;
+    while (sm->held != NULL) {
+        held_t *x = sm->held;
+        sm->held = x->next;
+        free(x);
+    }
     free(sm->id);
     free(sm);
 }
@@ -215,6 +230,8 @@ void roost_sm_on_envelope(roost_server_t *srv, const char *full, uint64_t seq,
         fill_gap(sm);
 }
 
+static void hold(roost_sm_t *sm, const char *bytes, size_t len);
+
 typedef struct {
     roost_c2s_t *s;
     char *bytes;                 /* a copy, for the fall-back write */
@@ -242,10 +259,11 @@ static void on_own_push(int status, uint64_t seq, long long receivers, void *dat
         sm->ended = 1;
         if (!s->gone)
             roost_c2s_write_raw(s, p->bytes, p->len);
-    } else if (status != 0) {
+    } else if (status != 0 && sm != NULL) {
+        /* Redis went away with it: it may or may not be queued. Queue it
+         * again when Redis is back (a duplicate beats a loss). */
         ROOST_WARN(s->id, "sm: queueing a stanza failed: %s", roost_strerror(status));
-        if (!s->gone)
-            roost_c2s_stream_error(s, "internal-server-error", NULL);
+        hold(sm, p->bytes, p->len);
     }
     free(p->bytes);
     free(p);
@@ -276,18 +294,38 @@ static uint8_t *pack_envelope(roost_server_t *srv, const char *full, uint64_t co
     return buf;
 }
 
-int roost_sm_outbound(roost_c2s_t *s, const char *bytes, size_t len)
+static void hold(roost_sm_t *sm, const char *bytes, size_t len)
 {
-    roost_sm_t *sm = s->sm;
+    roost_c2s_t *s = sm->s;
+    held_t *x;
+    if (sm->n_held >= s->srv->cfg->sm_max_queue || (x = malloc(sizeof(*x) + len)) == NULL) {
+        roost_metrics_count("roost_limit_hits_total", "limit=\"sm_queue\"",
+                            "Limit hits by limit");
+        roost_c2s_stream_error(s, "resource-constraint", "too many unacknowledged stanzas");
+        return;
+    }
+    x->next = NULL;
+    x->len = len;
+    memcpy(x->bytes, bytes, len);
+    if (sm->held_tail != NULL)
+        sm->held_tail->next = x;
+    else
+        sm->held = x;
+    sm->held_tail = x;
+    sm->n_held++;
+}
+
+/* Hands one stanza to the push script; 0, or negative when Redis cannot
+ * take it now. */
+static int push_own(roost_c2s_t *s, const char *bytes, size_t len)
+{
     size_t env_len;
-    if (sm == NULL || !sm->resumable || sm->ended || s->jid.full == NULL)
-        return 0;
     own_push_t *p = calloc(1, sizeof(*p));
     uint8_t *env = pack_envelope(s->srv, s->jid.full, s->id, bytes, len, &env_len);
     if (p == NULL || env == NULL || (p->bytes = malloc(len)) == NULL) {
         free(env);
         free(p);
-        return 0;
+        return ROOST_ENOMEM;
     }
     memcpy(p->bytes, bytes, len);
     p->len = len;
@@ -297,12 +335,37 @@ int roost_sm_outbound(roost_c2s_t *s, const char *bytes, size_t len)
                                  s->srv->cfg->sm_max_queue, on_own_push, p);
     free(env);
     if (rc != 0) {
-        /* Redis is not reachable: the client gets it now, unqueued. */
         free(p->bytes);
         free(p);
-        return 0;
+        return rc;
     }
     roost_c2s_ref(s);
+    return 0;
+}
+
+/* Pushes held stanzas, in order, while Redis takes them. */
+static void flush_held(roost_sm_t *sm)
+{
+    while (sm->held != NULL && !sm->ended) {
+        held_t *x = sm->held;
+        if (push_own(sm->s, x->bytes, x->len) != 0)
+            return;
+        sm->held = x->next;
+        if (sm->held == NULL)
+            sm->held_tail = NULL;
+        sm->n_held--;
+        free(x);
+    }
+}
+
+int roost_sm_outbound(roost_c2s_t *s, const char *bytes, size_t len)
+{
+    roost_sm_t *sm = s->sm;
+    if (sm == NULL || !sm->resumable || sm->ended || s->jid.full == NULL)
+        return 0;
+    /* Order: nothing overtakes what is held. */
+    if (sm->held != NULL || push_own(s, bytes, len) != 0)
+        hold(sm, bytes, len);
     return 1;
 }
 
@@ -1020,6 +1083,8 @@ static void on_tick(uv_timer_t *t)
     roost_server_t *srv = t->data;
     uint64_t now = uv_now(srv->loop);
     for (roost_sm_t *sm = all; sm != NULL; sm = sm->next) {
+        if (sm->held != NULL && roost_store_connected(srv->store))
+            flush_held(sm);
         if (sm->check_at != 0 && now >= sm->check_at) {
             sm->check_at = 0;
             if (sm->max_pushed > sm->sent || sm->max_seen > sm->sent)

@@ -101,16 +101,17 @@ def port_open(port):
 # ---------------------------------------------------------------- redis
 
 class Redis:
-    def __init__(self):
+    def __init__(self, extra=None):
         self.dir = tempfile.mkdtemp(prefix="roost-e2e-redis.")
         self.port = free_port()
         self.proc = None
+        self.extra = list(extra or [])
 
     def start(self):
         log = open(os.path.join(self.dir, "redis.log"), "wb")
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--dir", self.dir, "--save", "", "--appendonly", "no"],
+             "--dir", self.dir, "--save", "", "--appendonly", "no"] + self.extra,
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
         _PROCS.append(self.proc)
