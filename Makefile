@@ -5,6 +5,8 @@
 #   make check    the same tests built with ASan+UBSan (in build/san)
 #   make fuzz     libFuzzer targets (clang) in $(BUILD)/fuzz, each run for
 #                 FUZZ_SECONDS (default 30) on a copy of its seed corpus
+#   make chaos    the chaos scenarios (rolling restart, SIGKILL, Redis restart)
+#                 with their figures
 
 BUILD    ?= build
 CC       ?= cc
@@ -50,7 +52,7 @@ FUZZ_DRV     := $(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz/fuzz_%)
 
 BINS := $(BUILD)/bin/roost-node $(BUILD)/bin/roostctl
 
-.PHONY: all deps run test check unit integration e2e clean bench fuzz fuzz-corpus
+.PHONY: all deps run test check unit integration e2e clean bench fuzz fuzz-corpus chaos
 .DELETE_ON_ERROR:
 
 all: deps
@@ -134,6 +136,13 @@ test: deps
 
 check:
 	@$(MAKE) --no-print-directory BUILD=build/san SAN=1 OPT=-O1 test
+
+# The chaos scenarios of issue 6 alone (they also run in `make test`), with
+# their figures printed: sent, lost, duplicated, resumptions, time to resume.
+chaos: deps
+	@$(MAKE) --no-print-directory $(BINS)
+	ROOST_BIN=$(abspath $(BUILD)/bin) $(PYTHON) -m pytest -q -s -p no:cacheprovider \
+	    tests/e2e/test_chaos.py
 
 # roost-bench: the load tool, then tests/bench/run.sh (private redis + 2 nodes,
 # standard scenarios, one table). Reports figures; asserts nothing about time.

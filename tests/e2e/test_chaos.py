@@ -16,7 +16,7 @@ import pytest
 import chaos
 import roost_harness as h
 
-RATE_HZ = 10          # messages per second per sender and destination
+RATE_HZ = 25          # messages per second per sender and destination
 ENV = {
     "ROOST_DRAIN_GRACE_S": "30",
     "ROOST_DRAIN_RATE": "1000",
