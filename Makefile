@@ -107,6 +107,27 @@ $(BUILD)/tests/fuzz/%: tests/fuzz/%.c tests/fuzz/driver.c tests/fuzz/fuzz.h \
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/driver.c \
 	    $(NODE_LIB) $(STORE_LIB) $(PKG_LIBS)
 
+# tests/unit/test_compat: the current codec against an older and a newer
+# encoder generated from tests/compat/*.proto (mixed-version clusters).
+COMPAT_PROTO := $(wildcard tests/compat/*.proto)
+COMPAT_C     := $(COMPAT_PROTO:%.proto=$(BUILD)/gen/%.pb-c.c)
+COMPAT_H     := $(COMPAT_PROTO:%.proto=$(BUILD)/gen/%.pb-c.h)
+COMPAT_OBJ   := $(COMPAT_PROTO:%.proto=$(BUILD)/obj/gen/%.pb-c.o)
+
+$(BUILD)/gen/tests/compat/%.pb-c.c $(BUILD)/gen/tests/compat/%.pb-c.h: tests/compat/%.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --c_out=$(BUILD)/gen $<
+
+$(BUILD)/obj/gen/tests/compat/%.pb-c.o: $(BUILD)/gen/tests/compat/%.pb-c.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Wno-error -c $< -o $@
+
+$(BUILD)/tests/unit/test_compat: tests/unit/test_compat.c $(COMPAT_OBJ) $(COMPAT_H) \
+                                 $(NODE_LIB) $(STORE_LIB) $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(LDFLAGS) -o $@ $< $(COMPAT_OBJ) \
+	    $(NODE_LIB) $(STORE_LIB) $(PKG_LIBS) $(CHECK_LIBS)
+
 run: all
 	@sh ops/run-local.sh $(BUILD)
 

@@ -488,6 +488,15 @@ void roost_router_on_envelope(roost_server_t *srv, const uint8_t *msg, size_t le
         ROOST_WARN(0, "dropping undecodable route envelope (%zu bytes)", len);
         return;
     }
+    /* A kind from a newer node that we do not know: ignored, never
+     * mistaken for a stanza (mixed versions during a rolling upgrade). */
+    if (env->kind != ROOST__ROUTE_ENVELOPE__KIND__STANZA &&
+        env->kind != ROOST__ROUTE_ENVELOPE__KIND__KICK &&
+        env->kind != ROOST__ROUTE_ENVELOPE__KIND__DRAIN) {
+        ROOST_WARN(0, "ignoring envelope of unknown kind %d from node=%s", (int)env->kind,
+                   env->origin_node);
+        goto out;
+    }
     if (env->hops > MAX_HOPS) {
         ROOST_WARN(0, "dropping envelope from node=%s after %u hops", env->origin_node, env->hops);
         goto out;
@@ -518,7 +527,7 @@ void roost_router_on_envelope(roost_server_t *srv, const uint8_t *msg, size_t le
         if (env->kind == ROOST__ROUTE_ENVELOPE__KIND__KICK)
             roost_c2s_stream_error(c, env->condition[0] ? env->condition : "conflict",
                                    env->text[0] ? env->text : NULL);
-        else
+        else if (env->kind == ROOST__ROUTE_ENVELOPE__KIND__STANZA)
             roost_deliver_send_to_c2s(c, (const char *)env->stanza.data, env->stanza.len,
                         env->stamp_to ? t->jid : NULL);
     }
