@@ -436,3 +436,44 @@ def test_roostctl_node_drain_is_not_needed_for_readiness_flag(node_factory, user
     assert cond == "system-shutdown"
     n.proc.wait(timeout=h.WAIT)
     assert n.proc.returncode == 0
+
+
+# ------------------------------------------------------------------ slixmpp
+
+def test_slixmpp_resumes_on_another_node_after_drain(node_factory, user):
+    """A real client: slixmpp's XEP-0198 plugin enables resumption; its
+    node drains (the TCP connection just ends); reconnected to the other
+    node, it resumes and gets what was sent meanwhile."""
+    n1, n2 = node_factory(), node_factory()
+    alice, bob = user(), user()
+    s = h.Slix(n1.port)
+    try:
+        x = s.client(alice[1] + "/slix", alice[2],
+                     plugins=("xep_0030", "xep_0199", "xep_0198"))
+        resumed = s.loop.create_future()
+        x.add_event_handler("session_resumed",
+                            lambda _: resumed.done() or resumed.set_result(True))
+        x.add_event_handler("disconnected", lambda _: x.connect(
+            address=("127.0.0.1", n2.port), use_ssl=False, force_starttls=False,
+            disable_starttls=True))
+        enabled = s.loop.create_future()
+        x.add_event_handler("sm_enabled", lambda _: enabled.done() or enabled.set_result(True))
+        s.connect(x)
+        s.run(x.e2e_session)
+        x.send_presence()
+        s.run(enabled)
+        b = online(n2.port, bob)
+        b.message(alice[1] + "/slix", "first")
+        assert s.next_message(x)["body"] == "first"
+        n1.proc.send_signal(signal.SIGTERM)
+        b.message(alice[1] + "/slix", "while moving")
+        s.run(resumed, timeout=h.WAIT)
+        assert s.next_message(x)["body"] == "while moving"
+        assert n1.terminate() == 0
+        # And the resumed stream carries messages both ways.
+        x.send_message(mto=bob[1], mbody="hello from the new node", mtype="chat")
+        # A ping round trip runs slixmpp's loop until the message is out.
+        s.run(x["xep_0199"].ping(jid=h.DOMAIN, timeout=h.WAIT))
+        assert h.body_of(b.next_message()) == "hello from the new node"
+    finally:
+        s.close()
