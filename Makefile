@@ -22,7 +22,8 @@ LDFLAGS  += -fsanitize=address,undefined
 endif
 # Lazy (=) so pkg-config only runs once deps.sh had its chance.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
+# http-parser (libhttp-parser-dev, the admin listener) ships no .pc file.
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS)) -lhttp_parser
 # expat's reparse deferral (2.6, backported by later Debian 2.5 builds)
 # is switched off where the installed header has it.
 EXPAT_H    = $(shell pkg-config --variable=includedir expat)/expat.h
