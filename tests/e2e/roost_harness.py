@@ -189,6 +189,7 @@ class Node:
     def __init__(self, redis, env=None, args=None, domains=(DOMAIN, DOMAIN2)):
         self.redis = redis
         self.port = free_port()
+        self.admin_port = free_port()
         self.node_id = uniq("n")
         self.dir = tempfile.mkdtemp(prefix="roost-e2e-node.")
         self.logpath = os.path.join(self.dir, "node.log")
@@ -205,6 +206,7 @@ class Node:
             # on (tests/e2e/test_tls.py); no direct TLS port to clash on.
             "ROOST_C2S_REQUIRE_ENCRYPTION": "false",
             "ROOST_C2S_TLS_PORT": "0",
+            "ROOST_ADMIN_PORT": str(self.admin_port),
         })
         self.env.update(env or {})
         self.args = list(args or [])
@@ -236,6 +238,28 @@ class Node:
                 return f.read()
         except OSError:
             return ""
+
+    def http(self, path, method="GET"):
+        """One request to the admin listener: (status, headers dict, body)."""
+        import http.client
+        c = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=WAIT)
+        try:
+            c.request(method, path)
+            r = c.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read().decode()
+        finally:
+            c.close()
+
+    def metrics(self):
+        """/metrics as {'name{labels}': value}."""
+        status, _, body = self.http("/metrics")
+        assert status == 200, (status, body)
+        out = {}
+        for line in body.splitlines():
+            if line and not line.startswith("#"):
+                k, v = line.rsplit(" ", 1)
+                out[k] = float(v)
+        return out
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
