@@ -5,6 +5,8 @@
 #   make check    the same tests built with ASan+UBSan (in build/san)
 #   make fuzz     libFuzzer targets (clang) in $(BUILD)/fuzz, each run for
 #                 FUZZ_SECONDS (default 30) on a copy of its seed corpus
+#   make docker-test  opt-in: images, docker/compose.yml cluster, rolling
+#                 restart through HAProxy (docker/test-cluster.sh); never in test
 
 BUILD    ?= build
 CC       ?= cc
@@ -51,7 +53,7 @@ FUZZ_DRV     := $(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz/fuzz_%)
 
 BINS := $(BUILD)/bin/roost-node $(BUILD)/bin/roostctl
 
-.PHONY: all deps run test check unit integration e2e clean bench fuzz fuzz-corpus
+.PHONY: all deps run test check unit integration e2e clean bench fuzz fuzz-corpus docker-test
 .DELETE_ON_ERROR:
 
 all: deps
@@ -191,6 +193,11 @@ fuzz: deps
 	        > $(FUZZ_DIR)/$$t.log 2>&1 || { rc=1; tail -40 $(FUZZ_DIR)/$$t.log; }; \
 	    grep -E '^stat::number_of_executed_units|^#[0-9]+.*DONE' $(FUZZ_DIR)/$$t.log | tail -2; \
 	done; exit $$rc
+
+# Opt-in (needs docker): builds the images from a local debootstrap base and
+# runs the cluster check. Not part of `make test`.
+docker-test:
+	sh docker/test-cluster.sh
 
 clean:
 	rm -rf build
