@@ -53,7 +53,7 @@ FUZZ_DRV     := $(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz/fuzz_%)
 
 BINS := $(BUILD)/bin/roost-node $(BUILD)/bin/roostctl
 
-.PHONY: all deps run test check unit integration e2e clean bench fuzz fuzz-corpus docker-test
+.PHONY: all deps run test check unit integration e2e ops clean bench fuzz fuzz-corpus docker-test
 .DELETE_ON_ERROR:
 
 all: deps
@@ -132,8 +132,13 @@ e2e: deps
 	@$(MAKE) --no-print-directory $(BINS)
 	ROOST_BIN=$(abspath $(BUILD)/bin) $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
 
+# Offline checks of ops/ and docker/ (manifests, rules, unit, RUNBOOK).
+ops: deps
+	@$(MAKE) --no-print-directory $(BINS)
+	ROOST_BIN=$(abspath $(BUILD)/bin) $(PYTHON) -m pytest -q -p no:cacheprovider tests/ops
+
 test: deps
-	@$(MAKE) --no-print-directory unit integration e2e
+	@$(MAKE) --no-print-directory unit integration e2e ops
 
 check:
 	@$(MAKE) --no-print-directory BUILD=build/san SAN=1 OPT=-O1 test
