@@ -24,7 +24,7 @@
 
 typedef struct aconn_s aconn_t;
 
-struct roost_admin_s {
+struct roost_admin_http_s {
     roost_server_t *srv;
     roost_cluster_t *cluster;
     uv_tcp_t listener;
@@ -37,7 +37,7 @@ struct roost_admin_s {
 };
 
 struct aconn_s {
-    roost_admin_t *a;
+    roost_admin_http_t *a;
     uv_tcp_t tcp;
     uv_timer_t timer;
     uv_write_t wr;
@@ -55,12 +55,12 @@ struct aconn_s {
 static char read_buf[READ_CHUNK];
 
 /* The admin whose state the readiness gauges show (one per process). */
-static roost_admin_t *live;
+static roost_admin_http_t *live;
 
 /* ---- the pure part --------------------------------------------------------- */
 
-void roost_admin_health(const roost_server_t *srv, const roost_cluster_t *cluster,
-                        roost_admin_health_t *out)
+void roost_admin_http_health(const roost_server_t *srv, const roost_cluster_t *cluster,
+                        roost_admin_http_health_t *out)
 {
     memset(out, 0, sizeof(*out));
     if (srv == NULL)
@@ -72,13 +72,13 @@ void roost_admin_health(const roost_server_t *srv, const roost_cluster_t *cluste
     out->shutting_down = srv->shutting_down != 0;
 }
 
-static int ready(const roost_admin_health_t *h)
+static int ready(const roost_admin_http_health_t *h)
 {
     return h->redis && h->subscribed && h->lease && !h->draining && !h->shutting_down;
 }
 
 /* "not ready: redis unreachable, lease not held\n": every failed check. */
-static int readiness_text(const roost_admin_health_t *h, roost_buf_t *b)
+static int readiness_text(const roost_admin_http_health_t *h, roost_buf_t *b)
 {
     const struct {
         int bad;
@@ -105,7 +105,7 @@ static int readiness_text(const roost_admin_health_t *h, roost_buf_t *b)
     return rc;
 }
 
-int roost_admin_respond(const char *method, const char *path, const roost_admin_health_t *h,
+int roost_admin_http_respond(const char *method, const char *path, const roost_admin_http_health_t *h,
                         roost_buf_t *out)
 {
     static const char text[] = "text/plain; charset=utf-8";
@@ -151,10 +151,10 @@ int roost_admin_respond(const char *method, const char *path, const roost_admin_
 
 static double gauge_health(void *data)
 {
-    roost_admin_health_t h;
+    roost_admin_http_health_t h;
     if (live == NULL)
         return 0;
-    roost_admin_health(live->srv, live->cluster, &h);
+    roost_admin_http_health(live->srv, live->cluster, &h);
     switch ((int)(intptr_t)data) {
     case 0: return ready(&h);
     case 1: return h.redis;
@@ -185,7 +185,7 @@ static int register_gauges(void)
 
 /* ---- connections ------------------------------------------------------------- */
 
-static void admin_release(roost_admin_t *a)
+static void admin_release(roost_admin_http_t *a)
 {
     if (--a->handles == 0 && a->closing)
         free(a);
@@ -196,7 +196,7 @@ static void on_conn_handle_closed(uv_handle_t *h)
     aconn_t *c = h->data;
     if (--c->handles > 0)
         return;
-    roost_admin_t *a = c->a;
+    roost_admin_http_t *a = c->a;
     roost_http_req_free(c->req);
     roost_buf_free(&c->out);
     free(c);
@@ -208,7 +208,7 @@ static void conn_close(aconn_t *c)
     if (c->closing)
         return;
     c->closing = 1;
-    roost_admin_t *a = c->a;
+    roost_admin_http_t *a = c->a;
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
@@ -245,7 +245,7 @@ static void on_written(uv_write_t *req, int status)
 
 static void answer(aconn_t *c, int status_if_error)
 {
-    roost_admin_t *a = c->a;
+    roost_admin_http_t *a = c->a;
     int rc;
 
     c->answered = 1;
@@ -255,12 +255,12 @@ static void answer(aconn_t *c, int status_if_error)
                          roost_http_reason(status_if_error));
         rc = roost_http_response(&c->out, status_if_error, NULL, NULL, body, (size_t)n, 0);
     } else {
-        roost_admin_health_t h;
-        roost_admin_health(a->srv, a->cluster, &h);
+        roost_admin_http_health_t h;
+        roost_admin_http_health(a->srv, a->cluster, &h);
         const char *path = roost_http_req_path(c->req);
         if (strcmp(path, "/metrics") == 0)
             roost_stats_collect(a->srv);
-        rc = roost_admin_respond(roost_http_req_method(c->req), path, &h, &c->out);
+        rc = roost_admin_http_respond(roost_http_req_method(c->req), path, &h, &c->out);
     }
     if (rc != 0) {
         conn_close(c);
@@ -309,7 +309,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 
 static void on_connection(uv_stream_t *l, int status)
 {
-    roost_admin_t *a = l->data;
+    roost_admin_http_t *a = l->data;
     if (status < 0 || a->closing)
         return;
     aconn_t *c = calloc(1, sizeof(*c));
@@ -348,11 +348,11 @@ static void on_listener_closed(uv_handle_t *h)
     admin_release(h->data);
 }
 
-int roost_admin_start(roost_server_t *srv, roost_cluster_t *cluster, roost_admin_t **out)
+int roost_admin_http_start(roost_server_t *srv, roost_cluster_t *cluster, roost_admin_http_t **out)
 {
     const roost_config_t *cfg = srv->cfg;
     struct sockaddr_storage ss;
-    roost_admin_t *a;
+    roost_admin_http_t *a;
     int rc;
 
     *out = NULL;
@@ -395,12 +395,12 @@ int roost_admin_start(roost_server_t *srv, roost_cluster_t *cluster, roost_admin
     return 0;
 }
 
-int roost_admin_port(const roost_admin_t *a)
+int roost_admin_http_port(const roost_admin_http_t *a)
 {
     return a != NULL ? a->port : 0;
 }
 
-void roost_admin_free(roost_admin_t *a)
+void roost_admin_http_free(roost_admin_http_t *a)
 {
     if (a == NULL || a->closing)
         return;

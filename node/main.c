@@ -43,7 +43,7 @@ typedef struct {
     int listening;
     int cleaning;
     int exit_code;
-    roost_admin_t *admin;
+    roost_admin_http_t *admin;
     const char *config_path;   /* -c, re-read on SIGHUP for log.* */
     int log_pinned;            /* --set log.*: the command line wins over reloads */
 } node_t;
@@ -75,7 +75,7 @@ static void on_finish(uv_timer_t *t)
     /* Everything is closed or given up on. The store closes its own
      * handles; once ours are closed too the loop runs dry and exits.
      * The admin first: it reads the store and the cluster. */
-    roost_admin_free(node.admin);
+    roost_admin_http_free(node.admin);
     node.admin = NULL;
     roost_store_free(node.srv.store);
     node.srv.store = NULL;
@@ -529,7 +529,7 @@ int main(int argc, char **argv)
     if (roost_stats_init(srv, ROOST_VERSION) != 0)
         ROOST_WARN(0, "metrics: out of memory; some metrics are missing");
     roost_store_set_observer(srv->store, roost_stats_redis_observe, NULL);
-    roost_admin_start(srv, node.cluster, &node.admin);
+    roost_admin_http_start(srv, node.cluster, &node.admin);
     uv_run(srv->loop, UV_RUN_DEFAULT);
     /* Drain close callbacks. */
     uv_run(srv->loop, UV_RUN_DEFAULT);

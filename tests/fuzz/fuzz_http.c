@@ -23,9 +23,9 @@ static int run(const uint8_t *data, size_t size, size_t split, int *status, char
         const char *p = roost_http_req_path(r);
         FUZZ_CHECK(strlen(p) <= ROOST_HTTP_PATH_MAX);
         strcpy(path, p);
-        roost_admin_health_t h = { 1, 1, 1, 0, 0 };
+        roost_admin_http_health_t h = { 1, 1, 1, 0, 0 };
         roost_buf_t b = ROOST_BUF_INIT;
-        FUZZ_CHECK(roost_admin_respond(roost_http_req_method(r), p, &h, &b) == 0);
+        FUZZ_CHECK(roost_admin_http_respond(roost_http_req_method(r), p, &h, &b) == 0);
         FUZZ_CHECK(b.len > 12 && memcmp(b.data, "HTTP/1.1 ", 9) == 0);
         roost_buf_free(&b);
     } else if (rc < 0) {

@@ -1,5 +1,5 @@
 /* The admin HTTP layer without sockets: request reading (node/http.c) and
- * the endpoint answers (roost_admin_respond). */
+ * the endpoint answers (roost_admin_http_respond). */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,10 +103,10 @@ START_TEST(test_refusals)
 }
 END_TEST
 
-static char *respond(const char *method, const char *path, const roost_admin_health_t *h)
+static char *respond(const char *method, const char *path, const roost_admin_http_health_t *h)
 {
     roost_buf_t b = ROOST_BUF_INIT;
-    ck_assert_int_eq(roost_admin_respond(method, path, h, &b), 0);
+    ck_assert_int_eq(roost_admin_http_respond(method, path, h, &b), 0);
     char *s = roost_buf_steal(&b, NULL);
     ck_assert_ptr_nonnull(s);
     return s;
@@ -114,7 +114,7 @@ static char *respond(const char *method, const char *path, const roost_admin_hea
 
 START_TEST(test_endpoints)
 {
-    roost_admin_health_t up = { 1, 1, 1, 0, 0 };
+    roost_admin_http_health_t up = { 1, 1, 1, 0, 0 };
     char *s = respond("GET", "/healthz", &up);
     ck_assert_ptr_nonnull(strstr(s, "HTTP/1.1 200 OK\r\n"));
     ck_assert_ptr_nonnull(strstr(s, "Content-Length: 3\r\n"));
@@ -149,7 +149,7 @@ END_TEST
 START_TEST(test_readiness_names_what_failed)
 {
     static const struct {
-        roost_admin_health_t h;
+        roost_admin_http_health_t h;
         const char *text;
     } cases[] = {
         { { 0, 0, 1, 0, 0 }, "not ready: redis unreachable, not subscribed to its route channel\n" },
