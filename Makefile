@@ -137,7 +137,10 @@ ops: deps
 	@$(MAKE) --no-print-directory $(BINS)
 	ROOST_BIN=$(abspath $(BUILD)/bin) $(PYTHON) -m pytest -q -p no:cacheprovider tests/ops
 
+# The libraries and binaries first: under -j the suites below run side by
+# side, and each would otherwise rebuild the shared archives under the others.
 test: deps
+	@$(MAKE) --no-print-directory $(BINS) $(NODE_LIB) $(STORE_LIB)
 	@$(MAKE) --no-print-directory unit integration e2e ops
 
 check:
