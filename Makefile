@@ -7,6 +7,8 @@
 #                 FUZZ_SECONDS (default 30) on a copy of its seed corpus
 #   make chaos    the chaos scenarios (rolling restart, SIGKILL, Redis restart)
 #                 with their figures
+#   make docker-test  opt-in: images, docker/compose.yml cluster, rolling
+#                 restart through HAProxy (docker/test-cluster.sh); never in test
 
 BUILD    ?= build
 CC       ?= cc
@@ -24,7 +26,8 @@ LDFLAGS  += -fsanitize=address,undefined
 endif
 # Lazy (=) so pkg-config only runs once deps.sh had its chance.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
+# http-parser (libhttp-parser-dev, the admin listener) ships no .pc file.
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS)) -lhttp_parser
 # expat's reparse deferral (2.6, backported by later Debian 2.5 builds)
 # is switched off where the installed header has it.
 EXPAT_H    = $(shell pkg-config --variable=includedir expat)/expat.h
@@ -52,7 +55,7 @@ FUZZ_DRV     := $(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz/fuzz_%)
 
 BINS := $(BUILD)/bin/roost-node $(BUILD)/bin/roostctl
 
-.PHONY: all deps run test check unit integration e2e clean bench fuzz fuzz-corpus chaos
+.PHONY: all deps run test check unit integration e2e ops clean bench fuzz fuzz-corpus chaos docker-test
 .DELETE_ON_ERROR:
 
 all: deps
@@ -152,8 +155,16 @@ e2e: deps
 	@$(MAKE) --no-print-directory $(BINS)
 	ROOST_BIN=$(abspath $(BUILD)/bin) $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
 
+# Offline checks of ops/ and docker/ (manifests, rules, unit, RUNBOOK).
+ops: deps
+	@$(MAKE) --no-print-directory $(BINS)
+	ROOST_BIN=$(abspath $(BUILD)/bin) $(PYTHON) -m pytest -q -p no:cacheprovider tests/ops
+
+# The libraries and binaries first: under -j the suites below run side by
+# side, and each would otherwise rebuild the shared archives under the others.
 test: deps
-	@$(MAKE) --no-print-directory unit integration e2e
+	@$(MAKE) --no-print-directory $(BINS) $(NODE_LIB) $(STORE_LIB)
+	@$(MAKE) --no-print-directory unit integration e2e ops
 
 check:
 	@$(MAKE) --no-print-directory BUILD=build/san SAN=1 OPT=-O1 test
@@ -220,6 +231,11 @@ fuzz: deps
 	        > $(FUZZ_DIR)/$$t.log 2>&1 || { rc=1; tail -40 $(FUZZ_DIR)/$$t.log; }; \
 	    grep -E '^stat::number_of_executed_units|^#[0-9]+.*DONE' $(FUZZ_DIR)/$$t.log | tail -2; \
 	done; exit $$rc
+
+# Opt-in (needs docker): builds the images from a local debootstrap base and
+# runs the cluster check. Not part of `make test`.
+docker-test:
+	sh docker/test-cluster.sh
 
 clean:
 	rm -rf build

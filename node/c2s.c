@@ -13,6 +13,7 @@
 #include "node/presence.h"
 #include "node/router.h"
 #include "node/sasl.h"
+#include "node/stats.h"
 #include "node/tls.h"
 #include "node/xmlstream.h"
 #include "node/xmpp_error.h"
@@ -77,6 +78,7 @@ int roost_c2s_send_bytes(roost_c2s_t *s, const char *bytes, size_t len)
         return 0;
     if (s->gone)
         return ROOST_EIO;
+    roost_stats_stanza_out_bytes(bytes, len);
     int rc = roost_conn_write(s->conn, bytes, len);
     if (rc == 0)
         roost_sm_written(s);
@@ -489,6 +491,7 @@ static void sasl_failure(roost_c2s_t *s, const char *condition)
     s->sasl = NULL;
     s->state = C2S_SASL;
     ROOST_INFO(s->id, "auth failed condition=%s", condition);
+    roost_stats_login(0, condition);
     if (strcmp(condition, "aborted") != 0 && ++s->auth_failures >= MAX_AUTH_FAILURES)
         roost_c2s_stream_error(s, "policy-violation", "too many failed authentication attempts");
 }
@@ -516,6 +519,7 @@ static void sasl_result(roost_c2s_t *s, roost_sasl_result_t r)
             return;
         }
         ROOST_INFO(s->id, "authenticated user=%s@%s", s->username, s->domain);
+        roost_stats_login(1, NULL);
         s->state = C2S_AUTHED_WAIT;
         s->want_reset = 1;
         roost_xmlstream_limits_t lim = {
@@ -845,6 +849,7 @@ static int handle(roost_c2s_t *s, roost_xml_t *el)
         }
         /* The server stamps 'from' on everything a client sends. */
         roost_xml_set_attr(el, "from", s->jid.full);
+        roost_stats_stanza_in(el->name);
         rc = roost_router_from_client(s->srv, s, el);
         /* XEP-0198 h counts a stanza once the router is done with it, so
          * an ack (or a detach) never covers one still in flight: the
@@ -940,4 +945,22 @@ void roost_c2s_close_all(roost_server_t *srv, const char *condition)
 {
     for (roost_c2s_t *s = srv->conns; s != NULL; s = s->next)
         roost_c2s_stream_error(s, condition, NULL);
+}
+
+void roost_c2s_count_phases(const roost_server_t *srv, size_t counts[ROOST_C2S_PHASES])
+{
+    for (const roost_c2s_t *s = srv->conns; s != NULL; s = s->next) {
+        roost_c2s_phase_t p;
+        if (s->gone)
+            p = ROOST_C2S_PHASE_CLOSING;
+        else if (s->state == C2S_STREAM_WAIT)
+            p = ROOST_C2S_PHASE_STREAM;
+        else if (s->state == C2S_BIND)
+            p = ROOST_C2S_PHASE_BIND;
+        else if (s->state == C2S_ESTABLISHED)
+            p = ROOST_C2S_PHASE_ESTABLISHED;
+        else
+            p = ROOST_C2S_PHASE_AUTH;
+        counts[p]++;
+    }
 }

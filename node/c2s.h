@@ -45,4 +45,18 @@ void roost_c2s_done(roost_c2s_t *s);
 /* Ends every session with condition (e.g. "system-shutdown"). */
 void roost_c2s_close_all(roost_server_t *srv, const char *condition);
 
+/* A session's state as operators see it (roost_connections{state=...}). */
+typedef enum {
+    ROOST_C2S_PHASE_STREAM,       /* no stream header yet (or a restart pending) */
+    ROOST_C2S_PHASE_AUTH,         /* SASL (and TLS) negotiation */
+    ROOST_C2S_PHASE_BIND,         /* authenticated, no resource yet */
+    ROOST_C2S_PHASE_ESTABLISHED,  /* resource bound */
+    ROOST_C2S_PHASE_CLOSING,      /* ending; the socket is not closed yet */
+    ROOST_C2S_PHASES
+} roost_c2s_phase_t;
+
+/* Adds the number of live sessions in each phase to counts (a walk over
+ * every connection: for metrics rendering, not for hot paths). */
+void roost_c2s_count_phases(const roost_server_t *srv, size_t counts[ROOST_C2S_PHASES]);
+
 #endif

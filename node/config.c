@@ -43,6 +43,8 @@ typedef enum {
     OPT_UINT,
     OPT_SIZE,
     OPT_LOG_LEVEL,
+    OPT_LOG_FORMAT,
+    OPT_IP,
 } opt_type_t;
 
 typedef struct {
@@ -106,6 +108,7 @@ static const opt_t opts[] = {
     { "cluster.renew_ms", "ROOST_CLUSTER_RENEW_MS", OPT_UINT, F(renew_ms), 100, 600000 },
     { "cluster.reap_interval_ms", "ROOST_CLUSTER_REAP_INTERVAL_MS", OPT_UINT,
       F(reap_interval_ms), 100, 600000 },
+    /* log.*: level and format are re-read on SIGHUP (node/main.c). */
     { "log.level", "ROOST_LOG_LEVEL", OPT_LOG_LEVEL, F(log_level), 0, 0 },
     /* Stream management (XEP-0198) and drain (issue 6). */
     { "sm.resume_timeout_s", "ROOST_SM_RESUME_TIMEOUT_S", OPT_UINT, F(sm_resume_timeout_s),
@@ -114,6 +117,15 @@ static const opt_t opts[] = {
     { "drain.rate", "ROOST_DRAIN_RATE", OPT_UINT, F(drain_rate), 1, 1000000 },
     { "drain.grace_s", "ROOST_DRAIN_GRACE_S", OPT_UINT, F(drain_grace_s), 0, 3600 },
     { "drain.deadline_s", "ROOST_DRAIN_DEADLINE_S", OPT_UINT, F(drain_deadline_s), 1, 86400 },
+    { "log.format", "ROOST_LOG_FORMAT", OPT_LOG_FORMAT, F(log_json), 0, 0 },
+    /* admin.*: the HTTP listener for probes and metrics (node/admin.h). */
+    { "admin.enabled", "ROOST_ADMIN_ENABLED", OPT_BOOL, F(admin_enabled), 0, 0 },
+    { "admin.bind", "ROOST_ADMIN_BIND", OPT_IP, F(admin_bind), 0, 0 },
+    { "admin.port", "ROOST_ADMIN_PORT", OPT_INT, F(admin_port), 0, 65535 },
+    { "admin.timeout_ms", "ROOST_ADMIN_TIMEOUT_MS", OPT_UINT, F(admin_timeout_ms),
+      100, 600000 },
+    { "admin.max_connections", "ROOST_ADMIN_MAX_CONNECTIONS", OPT_UINT,
+      F(admin_max_connections), 1, 10000 },
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -173,6 +185,7 @@ void roost_config_free(roost_config_t *cfg)
     free(cfg->tls_cert);
     free(cfg->tls_key);
     free(cfg->log_level);
+    free(cfg->admin_bind);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -216,8 +229,14 @@ int roost_config_defaults(roost_config_t *cfg)
     cfg->renew_ms = 2000;
     cfg->reap_interval_ms = 2000;
     cfg->log_level = strdup("info");
+    cfg->log_json = 0;
+    cfg->admin_enabled = 1;
+    cfg->admin_bind = strdup("127.0.0.1");
+    cfg->admin_port = 5280;
+    cfg->admin_timeout_ms = 5000;
+    cfg->admin_max_connections = 64;
     if (cfg->c2s_bind[0] == NULL || cfg->c2s_bind[1] == NULL || cfg->redis_host == NULL ||
-        cfg->log_level == NULL) {
+        cfg->log_level == NULL || cfg->admin_bind == NULL) {
         roost_config_free(cfg);
         return ROOST_ENOMEM;
     }
@@ -515,6 +534,22 @@ int roost_config_set(roost_config_t *cfg, const char *key, const char *value,
             rc = set_string(FIELD(cfg, o, char *), names[b]);
         }
         break;
+    case OPT_LOG_FORMAT:
+        if (strcasecmp(value, "logfmt") == 0)
+            *FIELD(cfg, o, int) = 0;
+        else if (strcasecmp(value, "json") == 0)
+            *FIELD(cfg, o, int) = 1;
+        else
+            return fail(err, errlen, "%s: not one of logfmt, json: '%.64s'", o->key, value);
+        return 0;
+    case OPT_IP: {
+        char *ip = NULL;
+        if ((rc = prepare_bind(o, value, &ip, err, errlen)) < 0)
+            return rc;
+        free(*FIELD(cfg, o, char *));
+        *FIELD(cfg, o, char *) = ip;
+        return 0;
+    }
     default:
         return fail(err, errlen, "%s: unsupported option type", o->key);
     }
@@ -549,6 +584,8 @@ int roost_config_validate(const roost_config_t *cfg, char *err, size_t errlen)
         return fail(err, errlen, "redis.host: must not be empty");
     if (roost_log_level_parse(cfg->log_level) < 0)
         return fail(err, errlen, "log.level: not one of debug, info, warn, error");
+    if (cfg->admin_bind == NULL || cfg->admin_bind[0] == '\0')
+        return fail(err, errlen, "admin.bind: must not be empty");
 
     /* Ranges again: the struct may have been filled by hand, not by _set. */
     for (size_t i = 0; i < N_OPTS; i++) {
@@ -657,6 +694,7 @@ typedef struct {
 
 typedef struct {
     char *level;
+    char *format;
 } y_log_t;
 
 typedef struct {
@@ -671,6 +709,14 @@ typedef struct {
 } y_drain_t;
 
 typedef struct {
+    char *enabled;
+    char *bind;
+    char *port;
+    char *timeout_ms;
+    char *max_connections;
+} y_admin_t;
+
+typedef struct {
     y_node_t *node;
     char **domains;
     unsigned domains_count;
@@ -682,6 +728,7 @@ typedef struct {
     y_log_t *log;
     y_sm_t *sm;
     y_drain_t *drain;
+    y_admin_t *admin;
 } y_root_t;
 
 /* "null", "~" or an empty value reads as NULL, same as an absent key. */
@@ -755,6 +802,16 @@ static const cyaml_schema_field_t y_cluster_fields[] = {
 
 static const cyaml_schema_field_t y_log_fields[] = {
     Y_SCALAR("level", y_log_t, level),
+    Y_SCALAR("format", y_log_t, format),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t y_admin_fields[] = {
+    Y_SCALAR("enabled", y_admin_t, enabled),
+    Y_SCALAR("bind", y_admin_t, bind),
+    Y_SCALAR("port", y_admin_t, port),
+    Y_SCALAR("timeout_ms", y_admin_t, timeout_ms),
+    Y_SCALAR("max_connections", y_admin_t, max_connections),
     CYAML_FIELD_END,
 };
 
@@ -783,6 +840,7 @@ static const cyaml_schema_field_t y_root_fields[] = {
     Y_SECTION("log", log, y_log_fields),
     Y_SECTION("sm", sm, y_sm_fields),
     Y_SECTION("drain", drain, y_drain_fields),
+    Y_SECTION("admin", admin, y_admin_fields),
     CYAML_FIELD_END,
 };
 
@@ -1000,6 +1058,7 @@ static int apply_yaml(roost_config_t *cfg, const char *path, const y_root_t *y, 
     const y_log_t *lg = y->log;
     const y_sm_t *sm = y->sm;
     const y_drain_t *dr = y->drain;
+    const y_admin_t *ad = y->admin;
     const struct {
         const char *key;
         const char *value;
@@ -1040,6 +1099,12 @@ static int apply_yaml(roost_config_t *cfg, const char *path, const y_root_t *y, 
         { "drain.rate", dr ? dr->rate : NULL },
         { "drain.grace_s", dr ? dr->grace_s : NULL },
         { "drain.deadline_s", dr ? dr->deadline_s : NULL },
+        { "log.format", lg ? lg->format : NULL },
+        { "admin.enabled", ad ? ad->enabled : NULL },
+        { "admin.bind", ad ? ad->bind : NULL },
+        { "admin.port", ad ? ad->port : NULL },
+        { "admin.timeout_ms", ad ? ad->timeout_ms : NULL },
+        { "admin.max_connections", ad ? ad->max_connections : NULL },
     };
     int rc;
 

@@ -59,6 +59,13 @@ typedef struct {
     unsigned drain_rate;           /* default 200: clients released per second */
     unsigned drain_grace_s;        /* default 30: a drained non-SM session's record is kept */
     unsigned drain_deadline_s;     /* default 60: the drain ends (exit) by then */
+    int log_json;                  /* log.format: 0 logfmt (default), 1 JSON lines */
+    /* admin HTTP listener (node/admin.h) */
+    int admin_enabled;             /* default 1 */
+    char *admin_bind;              /* default "127.0.0.1": one IP literal */
+    int admin_port;                /* default 5280; 0 = the kernel picks (logged) */
+    unsigned admin_timeout_ms;     /* default 5000: a request must arrive within this */
+    unsigned admin_max_connections;/* default 64: more at once are dropped */
 } roost_config_t;
 
 /* Fills *cfg with defaults. 0/ENOMEM. */
@@ -69,7 +76,9 @@ int roost_config_defaults(roost_config_t *cfg);
  * ROOST_C2S_PORT, ROOST_ALLOW_PLAINTEXT_AUTH, ROOST_C2S_REQUIRE_ENCRYPTION,
  * ROOST_C2S_TLS_PORT, ROOST_TLS_CERT, ROOST_TLS_KEY, ROOST_REDIS_HOST,
  * ROOST_REDIS_PORT, ROOST_REDIS_PASSWORD, ROOST_REDIS_DB,
- * ROOST_REDIS_TIMEOUT_MS, ROOST_LOG_LEVEL, ROOST_LIMITS_<KEY>,
+ * ROOST_REDIS_TIMEOUT_MS, ROOST_LOG_LEVEL, ROOST_LOG_FORMAT, ROOST_ADMIN_ENABLED,
+ * ROOST_ADMIN_BIND, ROOST_ADMIN_PORT, ROOST_ADMIN_TIMEOUT_MS,
+ * ROOST_ADMIN_MAX_CONNECTIONS, ROOST_LIMITS_<KEY>,
  * ROOST_CLUSTER_LEASE_MS, ROOST_CLUSTER_RENEW_MS,
  * ROOST_CLUSTER_REAP_INTERVAL_MS), and
  * validates. On error returns ROOST_EINVAL and writes a message naming the

@@ -10,16 +10,19 @@
 #include "node/offline.h"
 #include "node/route.h"
 #include "node/router.h"
+#include "node/stats.h"
 #include "node/xmpp_error.h"
 #include "store/sm.h"
 #include "store/error.h"
 
 static void on_published(int status, long long receivers, void *data)
 {
-    if (status != 0)
+    if (status != 0) {
         ROOST_WARN(0, "publish failed: %s", roost_strerror(status));
-    else if (receivers == 0)
+    } else if (receivers == 0) {
+        roost_stats_unrouted();
         ROOST_WARN(0, "publish reached no node (target node gone)");
+    }
 }
 
 typedef roost_deliver_retry_t retry_t;
@@ -45,6 +48,8 @@ int roost_deliver_publish_envelope(roost_server_t *srv, const char *node_id,
         ? roost_store_publish(srv->store, node_id, buf, len, on_published_retry, retry)
         : roost_store_publish(srv->store, node_id, buf, len, on_published, NULL);
     free(buf);
+    if (rc == 0)
+        roost_stats_published();
     if (rc != 0)
         retry_free(retry);
     if (rc != 0)
@@ -189,6 +194,7 @@ void roost_deliver_targets_ex(roost_server_t *srv, roost_deliver_target_t *t, si
         } else if (strcmp(t[k].node_id, srv->node_id) == 0 && t[k].epoch == epoch) {
             done[k] = 1;
             deliver_local(srv, &t[k], bytes, len, stamp_to);
+            roost_stats_routed(0, 1);
         }
     }
     for (size_t k = 0; k < n; k++) {
@@ -206,6 +212,7 @@ void roost_deliver_targets_ex(roost_server_t *srv, roost_deliver_target_t *t, si
             tp[nt] = &tg[nt];
             nt++;
         }
+        roost_stats_routed(1, nt);
         Roost__RouteEnvelope env = ROOST__ROUTE_ENVELOPE__INIT;
         env.version = 1;
         env.kind = ROOST__ROUTE_ENVELOPE__KIND__STANZA;
@@ -371,6 +378,7 @@ static void on_published_retry(int status, long long receivers, void *data)
      * one that reached nobody (a duplicate is better than a loss). */
     if (status != 0)
         ROOST_WARN(0, "publish to node=%s failed: %s", r->node, roost_strerror(status));
+    roost_stats_unrouted();
     ROOST_WARN(0, "node=%s did not receive a %s; re-reading %zu session(s)", r->node,
                r->orig->name, r->n);
     r->pending = 1;

@@ -1,6 +1,7 @@
 /* roost-node: loads the configuration, connects to Redis, joins the cluster
  * (node/cluster.c), listens for clients while it holds its lease, and shuts
- * down cleanly on SIGINT/SIGTERM. SIGHUP reloads the TLS certificate. */
+ * down cleanly on SIGINT/SIGTERM. SIGHUP reloads the TLS certificate and
+ * the log settings. The admin HTTP listener (node/admin.c) runs beside. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include <signal.h>
 #include <openssl/rand.h>
 
+#include "node/admin.h"
 #include "node/c2s.h"
 #include "node/cluster.h"
 #include "node/config.h"
@@ -17,6 +19,7 @@
 #include "node/router.h"
 #include "node/server.h"
 #include "node/sm.h"
+#include "node/stats.h"
 #include "node/tls.h"
 #include "store/error.h"
 #include "store/store.h"
@@ -42,6 +45,9 @@ typedef struct {
     int listening;
     int cleaning;
     int exit_code;
+    roost_admin_http_t *admin;
+    const char *config_path;   /* -c, re-read on SIGHUP for log.* */
+    int log_pinned;            /* --set log.*: the command line wins over reloads */
 } node_t;
 
 static node_t node;
@@ -56,7 +62,8 @@ static void usage(FILE *f)
         "      --check-config  validate the configuration and exit (0 ok, 2 bad)\n"
         "  -h, --help          this text\n"
         "Environment overrides: ROOST_DOMAINS, ROOST_C2S_BIND, ROOST_C2S_PORT,\n"
-        "ROOST_REDIS_HOST, ROOST_REDIS_PORT, ROOST_NODE_ID, ROOST_LOG_LEVEL, ...\n");
+        "ROOST_REDIS_HOST, ROOST_REDIS_PORT, ROOST_NODE_ID, ROOST_LOG_LEVEL,\n"
+        "ROOST_LOG_FORMAT, ROOST_ADMIN_PORT, ... (ops/roost.example.yaml)\n");
 }
 
 static void close_if_open(uv_handle_t *h)
@@ -68,9 +75,12 @@ static void close_if_open(uv_handle_t *h)
 static void on_finish(uv_timer_t *t)
 {
     /* Everything is closed or given up on. The store closes its own
-     * handles; once ours are closed too the loop runs dry and exits. */
+     * handles; once ours are closed too the loop runs dry and exits.
+     * The admin first: it reads the store and the cluster. */
     roost_sm_stop();
     roost_drain_stop();
+    roost_admin_http_free(node.admin);
+    node.admin = NULL;
     roost_store_free(node.srv.store);
     node.srv.store = NULL;
     /* After the store: its canceled callbacks may still touch the cluster. */
@@ -188,11 +198,35 @@ static void on_signal(uv_signal_t *h, int signum)
         shutdown_node();
 }
 
+/* SIGHUP, log part: log.level and log.format from the file (-c) and the
+ * environment again; a bad file keeps the current settings. */
+static void reload_log(void)
+{
+    roost_config_t fresh;
+    char err[512];
+    if (node.log_pinned) {
+        ROOST_INFO(0, "SIGHUP: log settings come from --set; not reloaded");
+        return;
+    }
+    if (roost_config_load_unvalidated(&fresh, node.config_path, err, sizeof(err)) != 0) {
+        ROOST_ERROR(0, "SIGHUP: keeping the log settings: %s", err);
+        return;
+    }
+    int level = roost_log_level_parse(fresh.log_level);
+    roost_log_set_format(fresh.log_json ? ROOST_LOG_JSON : ROOST_LOG_LOGFMT);
+    if (level >= 0)
+        roost_log_set_level((roost_log_level_t)level);
+    ROOST_WARN(0, "SIGHUP: log.level=%s log.format=%s", fresh.log_level,
+               fresh.log_json ? "json" : "logfmt");
+    roost_config_free(&fresh);
+}
+
 /* SIGHUP: new connections get the reloaded certificate; the old context
  * lives on, reference-counted by OpenSSL, until its last connection ends. */
 static void on_sighup(uv_signal_t *h, int signum)
 {
     char err[512];
+    reload_log();
     if (node.cfg.tls_cert == NULL) {
         ROOST_INFO(0, "SIGHUP: no tls.cert configured, nothing to reload");
         return;
@@ -297,6 +331,7 @@ static int start_listeners(void)
 
 static void on_envelope(const uint8_t *msg, size_t len, void *data)
 {
+    roost_stats_received();
     roost_router_on_envelope(data, msg, len);
 }
 
@@ -411,6 +446,8 @@ int main(int argc, char **argv)
             goto out_cfg;
         }
         *eq = '\0';
+        if (strncmp(sets[i], "log.", 4) == 0)
+            node.log_pinned = 1;
         if (roost_config_set(cfg, sets[i], eq + 1, err, sizeof(err)) != 0) {
             fprintf(stderr, "roost-node: %s\n", err);
             goto out_cfg;
@@ -445,6 +482,8 @@ int main(int argc, char **argv)
     }
     int level = roost_log_level_parse(cfg->log_level);
     roost_log_set_level(level >= 0 ? (roost_log_level_t)level : ROOST_LOG_INFO);
+    roost_log_set_format(cfg->log_json ? ROOST_LOG_JSON : ROOST_LOG_LOGFMT);
+    node.config_path = config_path;
 
     roost_server_t *srv = &node.srv;
     srv->loop = uv_default_loop();
@@ -511,6 +550,12 @@ int main(int argc, char **argv)
         ROOST_ERROR(0, "cannot create the cluster membership");
         return 1;
     }
+    /* Metrics and the admin listener; a port in use is logged, and the
+     * node serves clients without it (its probes then fail). */
+    if (roost_stats_init(srv, ROOST_VERSION) != 0)
+        ROOST_WARN(0, "metrics: out of memory; some metrics are missing");
+    roost_store_set_observer(srv->store, roost_stats_redis_observe, NULL);
+    roost_admin_http_start(srv, node.cluster, &node.admin);
     uv_run(srv->loop, UV_RUN_DEFAULT);
     /* Drain close callbacks. */
     uv_run(srv->loop, UV_RUN_DEFAULT);

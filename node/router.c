@@ -7,6 +7,7 @@
 
 #include "node/router.h"
 #include "node/sm.h"
+#include "node/stats.h"
 #include "node/deliver.h"
 #include "node/c2s.h"
 #include "node/blocking.h"
@@ -206,6 +207,7 @@ static int route_full(route_req_t *req)
     roost_c2s_t *c = roost_map_get(srv->sessions, req->to.full);
     if (c != NULL && !roost_c2s_gone(c)) {
         roost_c2s_send(c, req->stanza);
+        roost_stats_routed(0, 1);
         if (strcmp(req->stanza->name, "message") == 0 && roost_carbons_eligible(req->stanza))
             roost_carbons_received_full(srv, req->to.bare, req->to.full, req->stanza);
         roost_xml_free(req->stanza);

@@ -17,6 +17,7 @@
 #include "node/presence.h"
 #include "node/router.h"
 #include "node/sm.h"
+#include "node/stats.h"
 #include "node/xmlstream.h"
 #include "proto/roost.pb-c.h"
 #include "store/error.h"
@@ -161,8 +162,10 @@ static int write_seq(roost_sm_t *sm, uint64_t seq, const uint8_t *bytes, size_t 
     if (seq != sm->sent + 1)
         return -1;
     sm->sent = seq;
-    if (!sm->s->gone)
+    if (!sm->s->gone) {
+        roost_stats_stanza_out_bytes((const char *)bytes, len);
         roost_c2s_write_raw(sm->s, (const char *)bytes, len);
+    }
     request_ack(sm);
     return 1;
 }

@@ -4,7 +4,8 @@
 set -e
 PKGS="build-essential pkg-config libuv1-dev libhiredis-dev libexpat1-dev
 libprotobuf-c-dev protobuf-c-compiler libssl-dev libidn11-dev libcyaml-dev
-redis-server check python3 python3-slixmpp python3-pytest"
+libhttp-parser-dev redis-server check python3 python3-slixmpp python3-pytest
+python3-yaml"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then

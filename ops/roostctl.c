@@ -1,5 +1,6 @@
-/* roostctl: the operator's command line for roost accounts, sessions and nodes,
- * talking to Redis directly through store/admin. */
+/* roostctl: the operator's command line for roost accounts, sessions, nodes
+ * and cluster figures, talking to Redis directly through store/admin. Every
+ * command prints lines for people, or one JSON document with --json. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +20,7 @@
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 static const char usage_text[] =
-    "usage: roostctl [--redis URL] COMMAND\n"
+    "usage: roostctl [--redis URL] [--json] COMMAND\n"
     "\n"
     "  user add JID [--password-stdin]     create an account\n"
     "  user passwd JID [--password-stdin]  set a new password\n"
@@ -29,10 +30,45 @@ static const char usage_text[] =
     "  session kick JID                    end the session of a full JID\n"
     "  node list                           list cluster nodes: id, state, epoch, address,\n"
     "                                      version, sessions, lease TTL, last renewal age\n"
+    "  node drain ID                       ask node ID to drain (exit 1 if no node got it)\n"
+    "  stats                               nodes, sessions (per node) and accounts\n"
     "\n"
+    "--json prints one JSON object on standard output instead of text lines;\n"
+    "errors still go to standard error with a nonzero exit status.\n"
     "URL is redis://[:password@]host[:port][/db]; default $ROOST_REDIS_URL or\n"
     DEFAULT_URL ". Without --password-stdin the password is asked twice on a\n"
     "terminal, or read as one line from standard input.\n";
+
+static int json_out;   /* --json */
+
+/* Writes s as a JSON string: quotes, backslashes and control bytes
+ * escaped (stored names are UTF-8 already: JIDs are prepared). */
+static void jstr(const char *s)
+{
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        if (*p == '"' || *p == '\\')
+            printf("\\%c", *p);
+        else if (*p < 0x20)
+            printf("\\u%04x", *p);
+        else
+            putchar(*p);
+    }
+    putchar('"');
+}
+
+/* {"key":"value"} and {"key":"value","flag":true}: the answers of the
+ * single-subject commands. */
+static void jdone(const char *key, const char *value, const char *flag)
+{
+    fputs("{", stdout);
+    jstr(key);
+    putchar(':');
+    jstr(value);
+    if (flag)
+        printf(",\"%s\":true", flag);
+    fputs("}\n", stdout);
+}
 
 static uint64_t wall_ms(void)
 {
@@ -186,7 +222,10 @@ static int cmd_user_pw(roost_admin_t *a, int add, int argc, char **argv)
     if (rc < 0) {
         rc = fail(what, jid.bare, a, rc);
     } else {
-        printf("%s %s\n", jid.bare, add ? "created" : "password changed");
+        if (json_out)
+            jdone("jid", jid.bare, add ? "created" : "password_changed");
+        else
+            printf("%s %s\n", jid.bare, add ? "created" : "password changed");
         rc = EXIT_OK;
     }
     roost_jid_clear(&jid);
@@ -206,7 +245,10 @@ static int cmd_user_del(roost_admin_t *a, int argc, char **argv)
     if (rc < 0) {
         rc = fail("user del", jid.bare, a, rc);
     } else {
-        printf("%s deleted\n", jid.bare);
+        if (json_out)
+            jdone("jid", jid.bare, "deleted");
+        else
+            printf("%s deleted\n", jid.bare);
         rc = EXIT_OK;
     }
     roost_jid_clear(&jid);
@@ -229,8 +271,19 @@ static int cmd_user_list(roost_admin_t *a, int argc, char **argv)
     if (rc < 0) {
         rc = fail("user list", domain ? domain : "all domains", a, rc);
     } else {
-        for (size_t i = 0; i < n; i++)
-            printf("%s\n", v[i]);
+        if (json_out)
+            fputs("{\"users\":[", stdout);
+        for (size_t i = 0; i < n; i++) {
+            if (json_out) {
+                if (i)
+                    putchar(',');
+                jstr(v[i]);
+            } else {
+                printf("%s\n", v[i]);
+            }
+        }
+        if (json_out)
+            fputs("]}\n", stdout);
         roost_admin_strv_free(v, n);
         rc = EXIT_OK;
     }
@@ -257,13 +310,31 @@ static int cmd_session_list(roost_admin_t *a, int argc, char **argv)
         roost_jid_clear(&jid);
         return rc;
     }
+    int first = 1;
+    if (json_out)
+        fputs("{\"sessions\":[", stdout);
     for (size_t i = 0; i < n; i++) {
         const roost_session_t *s = &v[i].rec;
+        int avail = (s->flags & ROOST_SESS_F_AVAILABLE) != 0;
         if (jid.resource && strcmp(jid.resource, s->resource) != 0)
             continue;
-        printf("%s/%s %s %" PRIu64 " %" PRId32 " %s\n", v[i].bare, s->resource, s->node_id,
-               s->node_epoch, s->priority, (s->flags & ROOST_SESS_F_AVAILABLE) ? "yes" : "no");
+        if (!json_out) {
+            printf("%s/%s %s %" PRIu64 " %" PRId32 " %s\n", v[i].bare, s->resource, s->node_id,
+                   s->node_epoch, s->priority, avail ? "yes" : "no");
+            continue;
+        }
+        printf("%s{\"jid\":", first ? "" : ",");
+        first = 0;
+        jstr(v[i].bare);
+        fputs(",\"resource\":", stdout);
+        jstr(s->resource);
+        fputs(",\"node\":", stdout);
+        jstr(s->node_id);
+        printf(",\"epoch\":%" PRIu64 ",\"priority\":%" PRId32 ",\"available\":%s}",
+               s->node_epoch, s->priority, avail ? "true" : "false");
     }
+    if (json_out)
+        fputs("]}\n", stdout);
     roost_admin_sessions_free(v, n);
     roost_jid_clear(&jid);
     return EXIT_OK;
@@ -280,16 +351,32 @@ static int cmd_node_list(roost_admin_t *a, int argc, char **argv)
     if ((rc = roost_admin_node_list(a, &v, &n)) < 0)
         return fail("node list", "all", a, rc);
     uint64_t now = wall_ms();
+    if (json_out)
+        fputs("{\"nodes\":[", stdout);
     for (size_t i = 0; i < n; i++) {
         const roost_admin_node_t *d = &v[i];
         long long age = d->heartbeat_ms && now >= d->heartbeat_ms
                             ? (long long)(now - d->heartbeat_ms) : -1;
-        printf("%s %s epoch=%" PRIu64 " addr=%s version=%s sessions=%lld lease_ttl_ms=%lld "
-               "renewed_ms_ago=%lld\n", d->node_id, d->alive ? "alive" : "dead",
-               d->lease.epoch, d->lease.addr[0] ? d->lease.addr : "-",
-               d->lease.version[0] ? d->lease.version : "-", d->sessions,
-               d->alive ? d->ttl_ms : -1, age);
+        if (!json_out) {
+            printf("%s %s epoch=%" PRIu64 " addr=%s version=%s sessions=%lld lease_ttl_ms=%lld "
+                   "renewed_ms_ago=%lld\n", d->node_id, d->alive ? "alive" : "dead",
+                   d->lease.epoch, d->lease.addr[0] ? d->lease.addr : "-",
+                   d->lease.version[0] ? d->lease.version : "-", d->sessions,
+                   d->alive ? d->ttl_ms : -1, age);
+            continue;
+        }
+        printf("%s{\"id\":", i ? "," : "");
+        jstr(d->node_id);
+        printf(",\"alive\":%s,\"epoch\":%" PRIu64 ",\"addr\":", d->alive ? "true" : "false",
+               d->lease.epoch);
+        jstr(d->lease.addr);
+        fputs(",\"version\":", stdout);
+        jstr(d->lease.version);
+        printf(",\"sessions\":%lld,\"lease_ttl_ms\":%lld,\"renewed_ms_ago\":%lld}",
+               d->sessions, d->alive ? d->ttl_ms : -1, age);
     }
+    if (json_out)
+        fputs("]}\n", stdout);
     free(v);
     return EXIT_OK;
 }
@@ -311,11 +398,102 @@ static int cmd_session_kick(roost_admin_t *a, int argc, char **argv)
     if (rc < 0) {
         rc = fail("session kick", jid.full, a, rc);
     } else {
-        printf("%s kicked\n", jid.full);
+        if (json_out)
+            jdone("jid", jid.full, "kicked");
+        else
+            printf("%s kicked\n", jid.full);
         rc = EXIT_OK;
     }
     roost_jid_clear(&jid);
     return rc;
+}
+
+/* The node's own handling of DRAIN (stop taking clients, let them go in
+ * batches, readiness false) is the node's business; roostctl only says
+ * whether a node was listening on that channel. */
+static int cmd_node_drain(roost_admin_t *a, int argc, char **argv)
+{
+    long long receivers;
+    int rc;
+
+    if (argc != 1)
+        return usage();
+    rc = roost_admin_node_drain(a, argv[0], &receivers);
+    if (rc == ROOST_EINVAL) {
+        fprintf(stderr, "roostctl: node drain: invalid node id '%.80s'\n", argv[0]);
+        return EXIT_FAIL;
+    }
+    if (rc < 0)
+        return fail("node drain", argv[0], a, rc);
+    if (json_out) {
+        fputs("{\"node\":", stdout);
+        jstr(argv[0]);
+        printf(",\"received\":%s,\"receivers\":%lld}\n", receivers > 0 ? "true" : "false",
+               receivers);
+    } else if (receivers > 0) {
+        printf("drain sent to node %s (received by %lld subscriber%s)\n", argv[0], receivers,
+               receivers == 1 ? "" : "s");
+    } else {
+        printf("node %s did not receive the drain: no node listens on its channel\n", argv[0]);
+    }
+    return receivers > 0 ? EXIT_OK : EXIT_FAIL;
+}
+
+/* Cluster figures from the node registry and the account sets; cheap at
+ * any size (one ZRANGE, a few commands per node and per domain, no SCAN). */
+static int cmd_stats(roost_admin_t *a, int argc, char **argv)
+{
+    roost_admin_node_t *nodes;
+    roost_admin_count_t *acc;
+    size_t nn, na;
+    int rc;
+
+    if (argc > 0)
+        return usage();
+    if ((rc = roost_admin_node_list(a, &nodes, &nn)) < 0)
+        return fail("stats", "nodes", a, rc);
+    if ((rc = roost_admin_account_counts(a, &acc, &na)) < 0) {
+        free(nodes);
+        return fail("stats", "accounts", a, rc);
+    }
+    long long alive = 0, sessions = 0, accounts = 0;
+    for (size_t i = 0; i < nn; i++) {
+        alive += nodes[i].alive;
+        sessions += nodes[i].sessions;
+    }
+    for (size_t i = 0; i < na; i++)
+        accounts += acc[i].count;
+    if (json_out) {
+        printf("{\"nodes\":{\"total\":%zu,\"alive\":%lld,\"dead\":%lld},\"sessions\":%lld,"
+               "\"accounts\":{\"total\":%lld,\"domains\":{", nn, alive, (long long)nn - alive,
+               sessions, accounts);
+        for (size_t i = 0; i < na; i++) {
+            if (i)
+                putchar(',');
+            jstr(acc[i].name);
+            printf(":%lld", acc[i].count);
+        }
+        fputs("}},\"per_node\":[", stdout);
+        for (size_t i = 0; i < nn; i++) {
+            printf("%s{\"id\":", i ? "," : "");
+            jstr(nodes[i].node_id);
+            printf(",\"alive\":%s,\"sessions\":%lld}", nodes[i].alive ? "true" : "false",
+                   nodes[i].sessions);
+        }
+        fputs("]}\n", stdout);
+    } else {
+        printf("nodes: %zu (%lld alive, %lld dead)\n", nn, alive, (long long)nn - alive);
+        printf("sessions: %lld\n", sessions);
+        printf("accounts: %lld\n", accounts);
+        for (size_t i = 0; i < na; i++)
+            printf("  domain %s: %lld accounts\n", acc[i].name, acc[i].count);
+        for (size_t i = 0; i < nn; i++)
+            printf("  node %s: %s, %lld sessions\n", nodes[i].node_id,
+                   nodes[i].alive ? "alive" : "dead", nodes[i].sessions);
+    }
+    free(nodes);
+    roost_admin_counts_free(acc, na);
+    return EXIT_OK;
 }
 
 int main(int argc, char **argv)
@@ -328,6 +506,16 @@ int main(int argc, char **argv)
 
     if (!url || !url[0])
         url = DEFAULT_URL;
+    /* --json may come anywhere; it is taken out before the rest is read. */
+    int w = 1;
+    for (int r = 1; r < argc; r++) {
+        if (strcmp(argv[r], "--json") == 0)
+            json_out = 1;
+        else
+            argv[w++] = argv[r];
+    }
+    argc = w;
+    argv[argc] = NULL;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(usage_text, stdout);
@@ -340,17 +528,25 @@ int main(int argc, char **argv)
             return usage();
         }
     }
-    if (argc - i < 2)
+    if (argc - i < 1 || (argc - i < 2 && strcmp(argv[i], "stats") != 0))
         return usage();
-    const char *group = argv[i], *verb = argv[i + 1];
+    const char *group = argv[i], *verb = argc - i >= 2 ? argv[i + 1] : "";
     int n = argc - i - 2;
     char **rest = argv + i + 2;
+    if (strcmp(group, "stats") == 0) {
+        /* One word: its arguments start right after it. */
+        verb = "";
+        n = argc - i - 1;
+        rest = argv + i + 1;
+    }
     int known = (strcmp(group, "user") == 0
                  && (strcmp(verb, "add") == 0 || strcmp(verb, "passwd") == 0
                      || strcmp(verb, "del") == 0 || strcmp(verb, "list") == 0))
                 || (strcmp(group, "session") == 0
                     && (strcmp(verb, "list") == 0 || strcmp(verb, "kick") == 0))
-                || (strcmp(group, "node") == 0 && strcmp(verb, "list") == 0);
+                || (strcmp(group, "node") == 0
+                    && (strcmp(verb, "list") == 0 || strcmp(verb, "drain") == 0))
+                || strcmp(group, "stats") == 0;
     if (!known)
         return usage();
     for (int k = 0; k < n; k++)
@@ -377,7 +573,9 @@ int main(int argc, char **argv)
         else
             rc = cmd_user_list(a, n, rest);
     } else if (strcmp(group, "node") == 0) {
-        rc = cmd_node_list(a, n, rest);
+        rc = verb[0] == 'l' ? cmd_node_list(a, n, rest) : cmd_node_drain(a, n, rest);
+    } else if (strcmp(group, "stats") == 0) {
+        rc = cmd_stats(a, n, rest);
     } else {
         if (strcmp(verb, "list") == 0)
             rc = cmd_session_list(a, n, rest);

@@ -990,3 +990,94 @@ fail_r:
     freeReplyObject(r);
     return rc;
 }
+
+int roost_admin_node_drain(roost_admin_t *a, const char *node_id, long long *receivers)
+{
+    Roost__RouteEnvelope env = ROOST__ROUTE_ENVELOPE__INIT;
+    redisReply *r;
+    int rc = ROOST_ENOMEM;
+
+    *receivers = 0;
+    if (!roost_session_node_id_valid(node_id))
+        return ROOST_EINVAL;
+    env.version = 1;
+    env.kind = ROOST__ROUTE_ENVELOPE__KIND__DRAIN;
+    env.origin_node = (char *)"roostctl";
+    size_t len = roost__route_envelope__get_packed_size(&env);
+    uint8_t *buf = malloc(len ? len : 1);
+    char *ch = roost_key_route(node_id);
+    if (!buf || !ch)
+        goto fail_buf;
+    roost__route_envelope__pack(&env, buf);
+    const char *argv[] = { "PUBLISH", ch, (const char *)buf };
+    size_t al[] = { 7, strlen(ch), len };
+    rc = ROOST_EREDIS;
+    if ((r = cmd(a, 3, argv, al))) {
+        if (r->type == REDIS_REPLY_INTEGER) {
+            *receivers = r->integer;
+            rc = 0;
+        } else {
+            set_err(a, "%s", "redis: unexpected PUBLISH reply");
+        }
+        freeReplyObject(r);
+    }
+fail_buf:
+    free(ch);
+    free(buf);
+    return rc;
+}
+
+int roost_admin_account_counts(roost_admin_t *a, roost_admin_count_t **out, size_t *n)
+{
+    char **doms;
+    size_t nd;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if ((rc = members(a, ROOST_KEY_DOMAINS, &doms, &nd)) < 0)
+        return rc;
+    roost_admin_count_t *v = nd ? calloc(nd, sizeof(*v)) : NULL;
+    if (nd && !v) {
+        roost_admin_strv_free(doms, nd);
+        return ROOST_ENOMEM;
+    }
+    size_t k = 0;
+    for (size_t d = 0; d < nd; d++) {
+        char *uk = roost_key_users(doms[d]);
+        if (!uk) {
+            rc = ROOST_ENOMEM;
+            break;
+        }
+        const char *argv[] = { "SCARD", uk };
+        redisReply *r = cmd(a, 2, argv, NULL);
+        free(uk);
+        if (!r) {
+            rc = ROOST_EREDIS;
+            break;
+        }
+        if (r->type == REDIS_REPLY_INTEGER) {
+            v[k].name = doms[d];
+            doms[d] = NULL;
+            v[k++].count = r->integer;
+        }
+        freeReplyObject(r);
+    }
+    roost_admin_strv_free(doms, nd);
+    if (rc < 0) {
+        roost_admin_counts_free(v, k);
+        return rc;
+    }
+    *out = v;
+    *n = k;
+    return 0;
+}
+
+void roost_admin_counts_free(roost_admin_count_t *v, size_t n)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(v[i].name);
+    free(v);
+}

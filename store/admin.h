@@ -84,4 +84,20 @@ typedef struct {
  * *out is malloc'd (free()). */
 int roost_admin_node_list(roost_admin_t *a, roost_admin_node_t **out, size_t *n);
 
+/* PUBLISHes a DRAIN envelope to roost:route:<node_id>; *receivers is
+ * PUBLISH's answer (0: no node listens on that channel). ROOST_EINVAL for
+ * a malformed node id. */
+int roost_admin_node_drain(roost_admin_t *a, const char *node_id, long long *receivers);
+
+/* A name with a count. */
+typedef struct {
+    char *name;
+    long long count;
+} roost_admin_count_t;
+
+/* Accounts per domain (SCARD of roost:users:<domain> for each domain in
+ * roost:domains: no SCAN). *out is malloc'd (roost_admin_counts_free). */
+int roost_admin_account_counts(roost_admin_t *a, roost_admin_count_t **out, size_t *n);
+void roost_admin_counts_free(roost_admin_count_t *v, size_t n);
+
 #endif

@@ -34,6 +34,7 @@ struct call_s {
     call_t *prev, *next;
     roost_store_t *st;
     uint64_t deadline;
+    uint64_t sent_ns;  /* uv_hrtime() when sent, for the observer */
     int done;          /* the user callback ran */
     int retried;       /* already re-sent as EVAL after NOSCRIPT */
     roost_script_id_t script;
@@ -93,6 +94,8 @@ struct roost_store_s {
     uv_timer_t deadline;
     call_t *head, *tail;
     char sha[ROOST_SCRIPT_COUNT][ROOST_SCRIPT_SHA_LEN + 1];
+    roost_store_observer_cb observer;
+    void *observer_data;
 };
 
 static void link_connect(link_t *l);
@@ -127,6 +130,10 @@ static void complete(call_t *c, int status, redisReply *r)
         return;
     c->done = 1;
     unlink_call(c);
+    /* Cancellations at shutdown say nothing about Redis: not observed. */
+    if (c->st->observer && status != ROOST_ECANCELED)
+        c->st->observer((double)(uv_hrtime() - c->sent_ns) / 1e9, status,
+                        c->st->observer_data);
     c->fn(c, status, r);
 }
 
@@ -216,6 +223,7 @@ static int call_send(roost_store_t *st, call_t *c, int argc, const char **argv,
      * loop last polled; a stale base would expire calls early. */
     uv_update_time(st->loop);
     c->deadline = uv_now(st->loop) + st->timeout_ms;
+    c->sent_ns = uv_hrtime();
     c->prev = st->tail;
     if (st->tail)
         st->tail->next = c;
@@ -621,6 +629,19 @@ void roost_store_free(roost_store_t *st)
 int roost_store_connected(const roost_store_t *st)
 {
     return st && !st->closing && st->cmd.ready;
+}
+
+int roost_store_subscribed(const roost_store_t *st)
+{
+    return st && !st->closing && st->channel && st->sub.ready;
+}
+
+void roost_store_set_observer(roost_store_t *st, roost_store_observer_cb cb, void *data)
+{
+    if (st) {
+        st->observer = cb;
+        st->observer_data = data;
+    }
 }
 
 const char *roost_store_node_id(const roost_store_t *st)

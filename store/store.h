@@ -49,6 +49,19 @@ void roost_store_free(roost_store_t *st);
 /* 1 while the command link is up. */
 int roost_store_connected(const roost_store_t *st);
 
+/* 1 while the pub/sub link is subscribed to this node's channel (Redis
+ * confirmed the SUBSCRIBE); 0 before roost_store_subscribe and while that
+ * link is down. For readiness. */
+int roost_store_subscribed(const roost_store_t *st);
+
+/* Called once per completed call (reply, error or timeout; not for the
+ * cancellations of roost_store_free) with the seconds between sending the
+ * command and its completion and the call's status, before the call's own
+ * callback. For latency metrics: the store stays free of node/ code.
+ * cb NULL removes the observer. */
+typedef void (*roost_store_observer_cb)(double seconds, int status, void *data);
+void roost_store_set_observer(roost_store_t *st, roost_store_observer_cb cb, void *data);
+
 /* This node's identity for ownership/fencing in records. epoch comes from
  * roost_store_node_register(). */
 const char *roost_store_node_id(const roost_store_t *st);

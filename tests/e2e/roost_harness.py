@@ -190,6 +190,7 @@ class Node:
     def __init__(self, redis, env=None, args=None, domains=(DOMAIN, DOMAIN2)):
         self.redis = redis
         self.port = free_port()
+        self.admin_port = free_port()
         self.node_id = uniq("n")
         self.dir = tempfile.mkdtemp(prefix="roost-e2e-node.")
         self.logpath = os.path.join(self.dir, "node.log")
@@ -209,6 +210,7 @@ class Node:
             # Drained sessions end at once unless a test asks for a grace
             # window (tests/e2e/test_sm.py).
             "ROOST_DRAIN_GRACE_S": "0",
+            "ROOST_ADMIN_PORT": str(self.admin_port),
         })
         self.env.update(env or {})
         self.args = list(args or [])
@@ -240,6 +242,28 @@ class Node:
                 return f.read()
         except OSError:
             return ""
+
+    def http(self, path, method="GET"):
+        """One request to the admin listener: (status, headers dict, body)."""
+        import http.client
+        c = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=WAIT)
+        try:
+            c.request(method, path)
+            r = c.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read().decode()
+        finally:
+            c.close()
+
+    def metrics(self):
+        """/metrics as {'name{labels}': value}."""
+        status, _, body = self.http("/metrics")
+        assert status == 200, (status, body)
+        out = {}
+        for line in body.splitlines():
+            if line and not line.startswith("#"):
+                k, v = line.rsplit(" ", 1)
+                out[k] = float(v)
+        return out
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None

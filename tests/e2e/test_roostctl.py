@@ -117,3 +117,90 @@ def test_unreachable_redis_fails(ctl):
                           "redis://127.0.0.1:%d" % h.free_port(), "user", "list"],
                          capture_output=True, text=True, timeout=h.WAIT)
     assert r.returncode == 1
+
+
+# ---- --json, node drain, stats (issue 7)
+
+def jrun(ctl, *args, stdin=None):
+    import json
+    r = ctl.run("--json", *args, stdin=stdin)
+    assert r.returncode == 0, (args, r.returncode, r.stdout, r.stderr)
+    return json.loads(r.stdout)
+
+
+def test_json_output_of_every_command(ctl, raw, user):
+    local = h.uniq("js")
+    bare = local + "@" + h.DOMAIN
+    assert jrun(ctl, "user", "add", bare, "--password-stdin", stdin="pw1\n") == \
+        {"jid": bare, "created": True}
+    assert jrun(ctl, "user", "passwd", bare, "--password-stdin", stdin="pw2\n") == \
+        {"jid": bare, "password_changed": True}
+    assert bare in jrun(ctl, "user", "list")["users"]
+    assert bare in jrun(ctl, "user", "list", h.DOMAIN)["users"]
+    c = raw()
+    c.login(local, "pw2", resource="jr")
+    s = jrun(ctl, "session", "list", bare)["sessions"]
+    assert [(x["jid"], x["resource"]) for x in s] == [(bare, "jr")]
+    assert isinstance(s[0]["epoch"], int) and s[0]["node"]
+    assert s[0]["available"] is False
+    # --json after the command works too.
+    r = ctl.run("session", "list", bare + "/jr", "--json")
+    assert r.returncode == 0 and '"resource":"jr"' in r.stdout
+    nodes = jrun(ctl, "node", "list")["nodes"]
+    mine = [n for n in nodes if n["id"] == s[0]["node"]]
+    assert mine and mine[0]["alive"] is True and mine[0]["sessions"] >= 1
+    assert jrun(ctl, "session", "kick", bare + "/jr") == {"jid": bare + "/jr", "kicked": True}
+    c.wait_closed()
+    assert jrun(ctl, "user", "del", bare) == {"jid": bare, "deleted": True}
+    # Errors stay on stderr with a nonzero status.
+    r = ctl.run("--json", "user", "del", bare)
+    assert r.returncode == 1 and r.stdout == "" and r.stderr.strip()
+
+
+def test_node_drain_reports_receipt(ctl, node_factory):
+    n1, n2 = node_factory(), node_factory()
+    r = ctl.run("node", "drain", n1.node_id)
+    assert r.returncode == 0, r.stderr
+    assert "received by 1 subscriber" in r.stdout
+    # The node drains (no client here) and exits cleanly.
+    assert n1.proc.wait(timeout=h.WAIT) == 0
+    assert jrun(ctl, "node", "drain", n2.node_id) == \
+        {"node": n2.node_id, "received": True, "receivers": 1}
+    assert n2.proc.wait(timeout=h.WAIT) == 0
+    ghost = h.uniq("gone")
+    r = ctl.run("--json", "node", "drain", ghost)
+    assert r.returncode == 1
+    import json
+    assert json.loads(r.stdout) == {"node": ghost, "received": False, "receivers": 0}
+    assert ctl.run("node", "drain", "bad id!").returncode == 1
+    assert ctl.run("node", "drain").returncode == 2
+
+
+def test_stats(ctl, node_factory, user):
+    n1, n2 = node_factory(), node_factory()
+    clients = []
+    try:
+        for port, k in ((n1.port, 2), (n2.port, 1)):
+            for _ in range(k):
+                local, _, pw = user()
+                c = h.RawClient(port)
+                clients.append(c)
+                c.login(local, pw, resource="st")
+        s = jrun(ctl, "stats")
+        per = {p["id"]: p for p in s["per_node"]}
+        assert per[n1.node_id] == {"id": n1.node_id, "alive": True, "sessions": 2}
+        assert per[n2.node_id]["sessions"] == 1
+        assert s["nodes"]["alive"] >= 2
+        assert s["nodes"]["total"] == s["nodes"]["alive"] + s["nodes"]["dead"]
+        assert s["sessions"] == sum(p["sessions"] for p in s["per_node"])
+        users = ctl.run("user", "list").stdout.split()
+        assert s["accounts"]["total"] == len(users)
+        assert s["accounts"]["domains"][h.DOMAIN] == len([u for u in users
+                                                         if u.endswith("@" + h.DOMAIN)])
+        r = ctl.run("stats")
+        assert r.returncode == 0
+        assert "node %s: alive, 2 sessions" % n1.node_id in r.stdout
+        assert ctl.run("stats", "extra").returncode == 2
+    finally:
+        for c in clients:
+            c.close()
