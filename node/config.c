@@ -195,9 +195,9 @@ int roost_config_defaults(roost_config_t *cfg)
     cfg->n_c2s_bind = 2;
     cfg->c2s_port = 5222;
     cfg->allow_plaintext_auth = 0;
-    /* Off until the rest of issue 5 (SCRAM-PLUS clients, limits, PROXY)
-     * is in: then on. Plaintext SASL stays loopback-only meanwhile. */
-    cfg->require_encryption = 0;
+    /* Secure by default: TLS before SASL and stanzas; plaintext only when
+     * configured (require_encryption: false). */
+    cfg->require_encryption = 1;
     cfg->c2s_tls_port = 5223;
     cfg->proxy_protocol = 0;
     cfg->proxy_timeout_ms = 5000;

@@ -18,8 +18,9 @@ typedef struct {
     char *c2s_bind[ROOST_CONFIG_MAX_BIND];   /* default "0.0.0.0", "::" */
     size_t n_c2s_bind;
     int c2s_port;                  /* default 5222 */
-    int allow_plaintext_auth;      /* default 0: only on loopback (and only while
-                                      require_encryption is off) */
+    int allow_plaintext_auth;      /* default 0; only while require_encryption is
+                                      off: 1 = SASL without TLS from any address,
+                                      PLAIN included (else SCRAM on loopback only) */
     int require_encryption;        /* default 1: no SASL or stanza before TLS */
     int c2s_tls_port;              /* default 5223: direct TLS (XEP-0368); 0 off */
     int proxy_protocol;            /* default 0: 1 = every c2s connection starts with a

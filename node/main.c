@@ -408,6 +408,9 @@ int main(int argc, char **argv)
                         "or c2s.require_encryption: false)\n");
         goto out_cfg;
     }
+    if (cfg->require_encryption && cfg->allow_plaintext_auth)
+        fprintf(stderr, "roost-node: c2s.allow_plaintext_auth has no effect while "
+                        "c2s.require_encryption is true\n");
     SSL_CTX *tls_ctx = NULL;
     if (cfg->tls_cert != NULL &&
         (tls_ctx = roost_tls_ctx_new(cfg->tls_cert, cfg->tls_key, err, sizeof(err))) == NULL) {
