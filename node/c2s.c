@@ -161,6 +161,11 @@ void roost_c2s_stream_error(roost_c2s_t *s, const char *condition, const char *t
     s->gone = 1;
     if (s->in_feed)
         roost_xmlstream_pause(s->xs);
+    /* Before authentication the client may well still be sending (its
+     * stream header crossing our refusal); nothing in Redis waits for this
+     * connection's end, so let the error reach it intact. */
+    if (!s->bound)
+        roost_conn_linger(s->conn);
     roost_conn_close(s->conn);
 }
 

@@ -37,6 +37,7 @@ struct roost_conn_s {
     unsigned backlogged : 1;   /* above high watermark, not yet below low */
     unsigned in_tls_read : 1;  /* decrypted bytes are being delivered */
     unsigned proxy_wait : 1;   /* a PROXY header must come first */
+    unsigned linger : 1;       /* read and drop input after our FIN */
     int handles;               /* open uv handles; free when 0 */
     roost_tls_t *tls;          /* NULL: plaintext */
     char *proxy_buf;           /* a PROXY header split over reads (< ROOST_PROXY_MAX) */
@@ -506,14 +507,19 @@ static void on_linger_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
  * (say, the stream header it wrote before reading our stream error) into
  * unread input, and the kernel answers a close with unread input by a
  * reset, which can destroy our last words in the peer's receive buffer.
- * So input is read and dropped until the peer closes too, or the flush
- * deadline started in begin_shutdown passes. */
+ * With linger set, input is read and dropped until the peer closes too, or
+ * the flush deadline started in begin_shutdown passes. */
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
     roost_conn_t *c = req->data;
-    if (status != 0 || c->closing ||
+    if (status != 0 || c->closing || !c->linger ||
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_linger_read) != 0)
         close_now(c);
+}
+
+void roost_conn_linger(roost_conn_t *c)
+{
+    c->linger = 1;
 }
 
 void roost_conn_close(roost_conn_t *c)

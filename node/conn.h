@@ -69,6 +69,13 @@ void roost_conn_want_read(roost_conn_t *c, int want);
 /* Flushes queued output (bounded by a short deadline), then closes. on_close
  * runs later, from the loop. Idempotent. */
 void roost_conn_close(roost_conn_t *c);
+/* Makes roost_conn_close wait, after its output and FIN went out, until
+ * the peer closes too (at most the same short deadline), reading and
+ * dropping what it still sends: else that unread input makes the kernel
+ * answer our close with a reset that can destroy our last words (a stream
+ * error) before the peer read them. on_close runs only then, so this is
+ * for connections that hold nothing else, e.g. refused ones. */
+void roost_conn_linger(roost_conn_t *c);
 /* Closes at once, dropping queued output. */
 void roost_conn_abort(roost_conn_t *c);
 int roost_conn_closing(const roost_conn_t *c);
