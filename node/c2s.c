@@ -546,13 +546,14 @@ static void on_error(void *data, const char *condition, const char *text)
 static void send_failure(roost_c2s_t *s, const char *condition)
 {
     roost_buf_t b = ROOST_BUF_INIT;
+    /* Logged before the answer leaves, so the log never lags the peer. */
+    ROOST_INFO(s->id, "auth failed condition=%s peer=%s", condition, roost_conn_peer(s->conn));
     roost_buf_puts(&b, "<failure xmlns='" NS_SASL "'><");
     roost_buf_puts(&b, condition);
     roost_buf_puts(&b, "/></failure>");
     if (b.data != NULL)
         send_str(s, b.data);
     roost_buf_free(&b);
-    ROOST_INFO(s->id, "auth failed condition=%s peer=%s", condition, roost_conn_peer(s->conn));
     if (strcmp(condition, "aborted") != 0 && ++s->auth_failures >= MAX_AUTH_FAILURES) {
         roost_limit_hit(s->id, "auth_failures", roost_conn_peer(s->conn));
         roost_c2s_stream_error(s, "policy-violation", "too many failed authentication attempts");
