@@ -7,6 +7,7 @@
 
 #include "node/blocking.h"
 #include "node/c2s.h"
+#include "node/limit.h"
 #include "node/log.h"
 #include "node/router.h"
 #include "node/xmpp_error.h"
@@ -414,8 +415,10 @@ static void on_changed(int status, void *data)
     req_t *q = data;
     if (status < 0) {
         if (!roost_c2s_gone(q->s)) {
-            if (status == ROOST_ELIMIT)
+            if (status == ROOST_ELIMIT) {
+                roost_limit_hit(roost_c2s_conn_id(q->s), "blocklist_size", NULL);
                 send_error(q->s, q->iq, "modify", "not-acceptable", "block list is full");
+            }
             else
                 send_error(q->s, q->iq, "wait", "internal-server-error", NULL);
         }

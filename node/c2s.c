@@ -9,6 +9,8 @@
 
 #include "node/c2s.h"
 #include "node/c2s_int.h"
+#include "node/iptable.h"
+#include "node/limit.h"
 #include "node/log.h"
 #include "node/presence.h"
 #include "node/router.h"
@@ -133,6 +135,11 @@ void roost_c2s_stream_error(roost_c2s_t *s, const char *condition, const char *t
     s->gone = 1;
     if (s->in_feed)
         roost_xmlstream_pause(s->xs);
+    /* Before authentication the client may well still be sending (its
+     * stream header crossing our refusal); nothing in Redis waits for this
+     * connection's end, so let the error reach it intact. */
+    if (!s->bound)
+        roost_conn_linger(s->conn);
     roost_conn_close(s->conn);
 }
 
@@ -208,15 +215,30 @@ static void on_conn_close(roost_conn_t *conn)
     if (s->next != NULL)
         s->next->prev = s->prev;
     srv->n_conns--;
+    if (s->ip_counted && srv->ips != NULL)
+        roost_iptable_conn_closed(srv->ips, &s->ipkey, uv_now(srv->loop));
+    s->ip_counted = 0;
+    if (s->tarpitted) {
+        /* Nobody is left to answer: end the step the tarpit held. */
+        uv_timer_stop(&s->tarpit);
+        s->tarpitted = 0;
+        roost_c2s_done(s);
+    }
     uv_close((uv_handle_t *)&s->timer, on_timer_closed);
+    uv_close((uv_handle_t *)&s->tarpit, on_timer_closed);
     roost_server_check_idle(srv);
 }
 
 static void on_auth_timeout(uv_timer_t *t)
 {
     roost_c2s_t *s = t->data;
-    if (s->state != C2S_ESTABLISHED)
+    char detail[96];
+    if (s->state != C2S_ESTABLISHED && !s->gone) {
+        snprintf(detail, sizeof(detail), "auth_timeout_s=%u peer=%s",
+                 s->srv->cfg->auth_timeout_s, roost_conn_peer(s->conn));
+        roost_limit_hit(s->id, "auth_timeout", detail);
         roost_c2s_stream_error(s, "connection-timeout", "authentication took too long");
+    }
 }
 
 /* XEP-0199 keepalive: after ping_interval_s without input, ping the
@@ -230,6 +252,7 @@ static void on_idle_tick(uv_timer_t *t)
     if (s->gone)
         return;
     if (s->ping_sent) {
+        roost_limit_hit(s->id, "ping_timeout", s->jid.full);
         roost_c2s_stream_error(s, "connection-timeout", "no answer to ping");
         return;
     }
@@ -320,9 +343,9 @@ static int tls_missing(const roost_c2s_t *s)
 }
 
 /* Whether SASL may run on this stream. Under TLS always. Without it only
- * when encryption is not required, and then (as before TLS existed) only on
- * loopback or with allow_plaintext_auth: that is the development and test
- * setup, where PLAIN is offered in the clear too. */
+ * when encryption is explicitly not required (c2s.require_encryption:
+ * false), and then only on loopback, or anywhere with
+ * c2s.allow_plaintext_auth: the development and test setups. */
 static int sasl_ok(const roost_c2s_t *s)
 {
     if (roost_conn_tls(s->conn))
@@ -330,6 +353,17 @@ static int sasl_ok(const roost_c2s_t *s)
     if (s->srv->cfg->require_encryption)
         return 0;
     return roost_conn_is_loopback(s->conn) || s->srv->cfg->allow_plaintext_auth;
+}
+
+/* PLAIN sends the password itself: never offered without TLS unless both
+ * options above say so (require_encryption: false and
+ * allow_plaintext_auth: true). Unencrypted loopback streams otherwise get
+ * only SCRAM, which never shows the password. */
+static int plain_ok(const roost_c2s_t *s)
+{
+    if (roost_conn_tls(s->conn))
+        return 1;
+    return sasl_ok(s) && s->srv->cfg->allow_plaintext_auth;
 }
 
 /* Channel-binding types (RFC 5056 names) we offer, strongest first:
@@ -372,6 +406,38 @@ static int offer_channel_binding(roost_c2s_t *s)
     return 0;
 }
 
+/* The mechanisms offered on this stream, strongest first (clients take the
+ * first they know: -PLUS first); XEP-0474's hash covers exactly these. */
+#define MAX_MECHS 5
+static size_t offered_mechs(const roost_c2s_t *s, const char *out[MAX_MECHS])
+{
+    size_t n = 0;
+
+    if (!sasl_ok(s))
+        return 0;
+    if (cb_available(s) != 0) {
+        out[n++] = "SCRAM-SHA-256-PLUS";
+        out[n++] = "SCRAM-SHA-1-PLUS";
+    }
+    out[n++] = "SCRAM-SHA-256";
+    out[n++] = "SCRAM-SHA-1";
+    if (plain_ok(s))
+        out[n++] = "PLAIN";
+    return n;
+}
+
+/* The channel-binding types listed in the XEP-0440 feature. */
+static size_t offered_cbs(const roost_c2s_t *s, const char *out[CB_TYPES])
+{
+    unsigned cb = cb_available(s);
+    size_t i, n = 0;
+
+    for (i = 0; i < CB_TYPES; i++)
+        if (cb & (1u << i))
+            out[n++] = cb_types[i];
+    return n;
+}
+
 static void send_features(roost_c2s_t *s)
 {
     if (s->state == C2S_STREAM_WAIT) {
@@ -385,26 +451,22 @@ static void send_features(roost_c2s_t *s)
                                               : "<starttls xmlns='" NS_TLS "'/>");
         /* RFC 6120 §5.3.1: with TLS mandatory, the other features wait
          * for the restart after the handshake. */
-        if (sasl_ok(s)) {
-            unsigned cb = cb_available(s);
-            size_t i;
-
-            /* -PLUS first: clients take the first mechanism they know. */
+        const char *mechs[MAX_MECHS], *cbs[CB_TYPES];
+        size_t n_mechs = offered_mechs(s, mechs), n_cbs = offered_cbs(s, cbs), i;
+        if (n_mechs > 0) {
             roost_buf_puts(&b, "<mechanisms xmlns='" NS_SASL "'>");
-            if (cb != 0)
-                roost_buf_puts(&b, "<mechanism>SCRAM-SHA-256-PLUS</mechanism>"
-                                   "<mechanism>SCRAM-SHA-1-PLUS</mechanism>");
-            roost_buf_puts(&b, "<mechanism>SCRAM-SHA-256</mechanism>"
-                               "<mechanism>SCRAM-SHA-1</mechanism>"
-                               "<mechanism>PLAIN</mechanism></mechanisms>");
+            for (i = 0; i < n_mechs; i++) {
+                roost_buf_puts(&b, "<mechanism>");
+                roost_buf_puts(&b, mechs[i]);
+                roost_buf_puts(&b, "</mechanism>");
+            }
+            roost_buf_puts(&b, "</mechanisms>");
             /* XEP-0440: which bindings the -PLUS mechanisms accept. */
-            if (cb != 0) {
+            if (n_cbs > 0) {
                 roost_buf_puts(&b, "<sasl-channel-binding xmlns='" NS_SASL_CB "'>");
-                for (i = 0; i < CB_TYPES; i++) {
-                    if (!(cb & (1u << i)))
-                        continue;
+                for (i = 0; i < n_cbs; i++) {
                     roost_buf_puts(&b, "<channel-binding type='");
-                    roost_buf_puts(&b, cb_types[i]);
+                    roost_buf_puts(&b, cbs[i]);
                     roost_buf_puts(&b, "'/>");
                 }
                 roost_buf_puts(&b, "</sasl-channel-binding>");
@@ -473,30 +535,74 @@ static void on_close(void *data)
 
 static void on_error(void *data, const char *condition, const char *text)
 {
-    roost_c2s_stream_error(data, condition, text);
+    roost_c2s_t *s = data;
+    const char *limit = roost_xmlstream_limit(s->xs);
+    if (limit != NULL && !s->gone)
+        roost_limit_hit(s->id, limit, text);
+    roost_c2s_stream_error(s, condition, text);
 }
 
 /* ---- SASL ------------------------------------------------------------- */
 
-static void sasl_failure(roost_c2s_t *s, const char *condition)
+static void send_failure(roost_c2s_t *s, const char *condition)
 {
     roost_buf_t b = ROOST_BUF_INIT;
+    /* Logged before the answer leaves, so the log never lags the peer. */
+    ROOST_INFO(s->id, "auth failed condition=%s peer=%s", condition, roost_conn_peer(s->conn));
     roost_buf_puts(&b, "<failure xmlns='" NS_SASL "'><");
     roost_buf_puts(&b, condition);
     roost_buf_puts(&b, "/></failure>");
     if (b.data != NULL)
         send_str(s, b.data);
     roost_buf_free(&b);
+    if (strcmp(condition, "aborted") != 0 && ++s->auth_failures >= MAX_AUTH_FAILURES) {
+        roost_limit_hit(s->id, "auth_failures", roost_conn_peer(s->conn));
+        roost_c2s_stream_error(s, "policy-violation", "too many failed authentication attempts");
+    }
+}
+
+static void on_tarpit(uv_timer_t *t)
+{
+    roost_c2s_t *s = t->data;
+    s->tarpitted = 0;
+    if (!s->gone)
+        send_failure(s, s->tarpit_cond);
+    roost_c2s_done(s);
+}
+
+/* Ends a SASL exchange with <failure/>. A wrong password or unknown user
+ * (not-authorized: what guessing produces) counts against the client's
+ * address; past limits.auth_tarpit_after of them the answer is held back,
+ * longer with each further failure, and the stream reads nothing
+ * meanwhile, so guesses from one address slow down whatever the number of
+ * connections it uses. Returns ROOST_EAGAIN when held back: the caller
+ * treats it as an async step, which on_tarpit ends with roost_c2s_done. */
+static int sasl_failure(roost_c2s_t *s, const char *condition)
+{
+    roost_server_t *srv = s->srv;
+    unsigned delay = 0;
+    char detail[128];
+
     roost_sasl_free(s->sasl);
     s->sasl = NULL;
     s->state = C2S_SASL;
-    ROOST_INFO(s->id, "auth failed condition=%s", condition);
     roost_stats_login(0, condition);
-    if (strcmp(condition, "aborted") != 0 && ++s->auth_failures >= MAX_AUTH_FAILURES)
-        roost_c2s_stream_error(s, "policy-violation", "too many failed authentication attempts");
+    if (strcmp(condition, "not-authorized") == 0 && s->ip_known && srv->ips != NULL)
+        delay = roost_iptable_auth_failed(srv->ips, &s->ipkey, uv_now(srv->loop));
+    if (delay == 0 || s->gone) {
+        send_failure(s, condition);
+        return 0;
+    }
+    snprintf(detail, sizeof(detail), "delay_ms=%u peer=%s", delay, roost_conn_peer(s->conn));
+    roost_limit_hit(s->id, "auth_tarpit", detail);
+    s->tarpit_cond = condition;     /* static strings only */
+    s->tarpitted = 1;
+    uv_timer_start(&s->tarpit, on_tarpit, delay, 0);
+    return ROOST_EAGAIN;
 }
 
-static void sasl_result(roost_c2s_t *s, roost_sasl_result_t r)
+/* 0, or ROOST_EAGAIN when a held-back failure now owns the async step. */
+static int sasl_result(roost_c2s_t *s, roost_sasl_result_t r)
 {
     const char *out = roost_sasl_out(s->sasl);
     switch (r) {
@@ -516,7 +622,7 @@ static void sasl_result(roost_c2s_t *s, roost_sasl_result_t r)
         s->sasl = NULL;
         if (s->username == NULL) {
             roost_c2s_stream_error(s, "internal-server-error", NULL);
-            return;
+            return 0;
         }
         ROOST_INFO(s->id, "authenticated user=%s@%s", s->username, s->domain);
         roost_stats_login(1, NULL);
@@ -533,25 +639,28 @@ static void sasl_result(roost_c2s_t *s, roost_sasl_result_t r)
             roost_xmlstream_pause(s->xs);
         break;
     case ROOST_SASL_FAILURE:
-        sasl_failure(s, roost_sasl_condition(s->sasl));
-        break;
+        return sasl_failure(s, roost_sasl_condition(s->sasl));
     case ROOST_SASL_NEED_CRED:
-        sasl_failure(s, "temporary-auth-failure");
-        break;
+        return sasl_failure(s, "temporary-auth-failure");
     }
+    return 0;
 }
 
 static void on_cred(int status, const roost_scram_cred_t *cred, void *data)
 {
     roost_c2s_t *s = data;
+    int rc = 0;
     if (!s->gone && s->sasl != NULL) {
         if (status != 0) {
             ROOST_WARN(s->id, "credential lookup failed: %s", roost_strerror(status));
-            sasl_failure(s, "temporary-auth-failure");
+            rc = sasl_failure(s, "temporary-auth-failure");
         } else {
-            sasl_result(s, roost_sasl_set_cred(s->sasl, cred));
+            rc = sasl_result(s, roost_sasl_set_cred(s->sasl, cred));
         }
     }
+    /* A held-back failure carries this async step on (on_tarpit ends it). */
+    if (rc == ROOST_EAGAIN)
+        return;
     /* A restart wanted by a success here happens in done(): the parser is
      * still paused from this async step, and after_feed resets it. */
     roost_c2s_done(s);
@@ -563,23 +672,18 @@ static int sasl_need_cred(roost_c2s_t *s)
     const char *user = roost_sasl_username(s->sasl);
     size_t n = strlen(user) + strlen(s->domain) + 2;
     bare = malloc(n);
-    if (bare == NULL) {
-        sasl_failure(s, "temporary-auth-failure");
-        return 0;
-    }
+    if (bare == NULL)
+        return sasl_failure(s, "temporary-auth-failure");
     snprintf(bare, n, "%s@%s", user, s->domain);
     int rc = roost_store_cred_get(s->srv->store, bare, roost_sasl_cred_hash(s->sasl), on_cred, s);
     free(bare);
-    if (rc != 0) {
-        sasl_failure(s, "temporary-auth-failure");
-        return 0;
-    }
+    if (rc != 0)
+        return sasl_failure(s, "temporary-auth-failure");
     return ROOST_EAGAIN;
 }
 
 static int handle_sasl(roost_c2s_t *s, roost_xml_t *el)
 {
-    int plain_ok = sasl_ok(s);
     char *text = roost_xml_text(el);
     int rc = 0;
     if (text == NULL) {
@@ -587,42 +691,50 @@ static int handle_sasl(roost_c2s_t *s, roost_xml_t *el)
         return 0;
     }
     if (strcmp(el->name, "abort") == 0) {
-        sasl_failure(s, "aborted");
+        rc = sasl_failure(s, "aborted");
     } else if (strcmp(el->name, "auth") == 0) {
         if (s->state != C2S_SASL) {
-            sasl_failure(s, "malformed-request");
-        } else if (!plain_ok) {
-            sasl_failure(s, "encryption-required");
+            rc = sasl_failure(s, "malformed-request");
+        } else if (!sasl_ok(s)) {
+            rc = sasl_failure(s, "encryption-required");
         } else {
             const char *mech_name = roost_xml_attr(el, "mechanism");
             roost_sasl_mech_t mech = mech_name != NULL ? roost_sasl_mech_by_name(mech_name) : 0;
-            int plus = mech == ROOST_SASL_SCRAM_SHA1_PLUS || mech == ROOST_SASL_SCRAM_SHA256_PLUS;
-            /* -PLUS is only offered with something to bind to. */
-            if (mech == 0 || (plus && cb_available(s) == 0)) {
-                sasl_failure(s, "invalid-mechanism");
+            const char *mechs[MAX_MECHS], *cbs[CB_TYPES];
+            size_t n_mechs = offered_mechs(s, mechs), n_cbs = offered_cbs(s, cbs), i;
+            int offered = 0;
+            for (i = 0; i < n_mechs; i++)
+                offered |= mech != 0 && strcmp(mechs[i], mech_name) == 0;
+            /* Only what was offered: -PLUS needs something to bind to,
+             * PLAIN needs TLS (RFC 6120 §6.5.5: encryption-required). */
+            if (!offered && mech == ROOST_SASL_PLAIN) {
+                rc = sasl_failure(s, "encryption-required");
+            } else if (!offered) {
+                rc = sasl_failure(s, "invalid-mechanism");
             } else if ((s->sasl = roost_sasl_new(mech, s->domain)) == NULL ||
-                       offer_channel_binding(s) < 0) {
-                sasl_failure(s, "temporary-auth-failure");
+                       offer_channel_binding(s) < 0 ||
+                       roost_sasl_set_advertised(s->sasl, mechs, n_mechs, cbs, n_cbs) < 0) {
+                rc = sasl_failure(s, "temporary-auth-failure");
             } else {
                 roost_sasl_result_t r = roost_sasl_start(s->sasl, text);
                 if (r == ROOST_SASL_NEED_CRED)
                     rc = sasl_need_cred(s);
                 else
-                    sasl_result(s, r);
+                    rc = sasl_result(s, r);
             }
         }
     } else if (strcmp(el->name, "response") == 0) {
         if (s->state != C2S_SASL_STEP || s->sasl == NULL) {
-            sasl_failure(s, "malformed-request");
+            rc = sasl_failure(s, "malformed-request");
         } else {
             roost_sasl_result_t r = roost_sasl_step(s->sasl, text);
             if (r == ROOST_SASL_NEED_CRED)
                 rc = sasl_need_cred(s);
             else
-                sasl_result(s, r);
+                rc = sasl_result(s, r);
         }
     } else {
-        sasl_failure(s, "malformed-request");
+        rc = sasl_failure(s, "malformed-request");
     }
     free(text);
     return rc;
@@ -697,8 +809,13 @@ static void on_bound(int status, const roost_session_t *replaced, void *data)
         if (q != NULL) {
             roost_xml_set_attr(q, "id", req->id);
             roost_xml_set_attr(q, "type", "set");
-            if (status == ROOST_ELIMIT)
+            if (status == ROOST_ELIMIT) {
+                char detail[96];
+                snprintf(detail, sizeof(detail), "jid=%.64s max_resources=%u", s->jid.bare,
+                         srv->cfg->max_resources);
+                roost_limit_hit(s->id, "resources", detail);
                 iq_error(s, q, "resource-constraint", "wait");
+            }
             else
                 iq_error(s, q, "internal-server-error", "wait");
             roost_xml_free(q);
@@ -893,16 +1010,63 @@ void roost_c2s_accept_tls(roost_server_t *srv, uv_stream_t *listener)
     accept_conn(srv, listener, 1);
 }
 
+/* Per-address limits (node/iptable.h), once the client's address is known:
+ * at accept, or after its PROXY header. A refused client on the STARTTLS
+ * port gets our stream header and a <policy-violation/> stream error with
+ * a text, in the clear, as ejabberd's and Prosody's address bans answer;
+ * on the direct TLS port nothing readable can be sent before a handshake,
+ * and a refused connection must not cost one, so it is just closed. */
+static void admit(roost_c2s_t *s)
+{
+    roost_server_t *srv = s->srv;
+    uint8_t ip[16];
+    char detail[96];
+    int family = roost_conn_peer_ip(s->conn, ip), rc;
+
+    if (family == 0 || srv->ips == NULL || s->gone)
+        return;
+    roost_ipkey_make(&s->ipkey, family, ip);
+    s->ip_known = 1;
+    rc = roost_iptable_conn_open(srv->ips, &s->ipkey, uv_now(srv->loop));
+    if (rc == ROOST_IPTABLE_OK) {
+        s->ip_counted = 1;
+        return;
+    }
+    if (rc < 0) {
+        /* Out of memory for one entry: let it in rather than refuse all. */
+        ROOST_WARN(s->id, "per-address table: %s", roost_strerror(rc));
+        return;
+    }
+    snprintf(detail, sizeof(detail), "peer=%s", roost_conn_peer(s->conn));
+    roost_limit_hit(s->id, rc == ROOST_IPTABLE_TOO_MANY ? "conn_per_ip" : "conn_rate_per_ip",
+                    detail);
+    if (s->direct_tls) {
+        s->gone = 1;
+        roost_conn_abort(s->conn);
+        return;
+    }
+    roost_c2s_stream_error(s, "policy-violation",
+                           rc == ROOST_IPTABLE_TOO_MANY
+                               ? "too many connections from your address"
+                               : "too many new connections from your address; slow down");
+}
+
+static void on_peer(roost_conn_t *conn)
+{
+    admit(roost_conn_data(conn));
+}
+
 static void accept_conn(roost_server_t *srv, uv_stream_t *listener, int direct_tls)
 {
-    static const roost_conn_cb_t conn_cb = { on_data, on_conn_close };
+    static const roost_conn_cb_t conn_cb = { on_data, on_conn_close, on_peer };
     static const roost_xmlstream_cb_t xs_cb = { on_open, on_stanza, on_close, on_error };
     roost_c2s_t *s = calloc(1, sizeof(*s));
     if (s == NULL)
         goto fail_drop;
     s->srv = srv;
     s->id = ++srv->next_conn_id;
-    s->refs = 1;
+    s->refs = 2;                 /* one per timer, dropped as each closes */
+    s->direct_tls = direct_tls ? 1 : 0;
     roost_xmlstream_limits_t lim = {
         .max_stanza = srv->cfg->max_stanza_size_preauth,
         .max_depth = srv->cfg->max_depth,
@@ -922,15 +1086,28 @@ static void accept_conn(roost_server_t *srv, uv_stream_t *listener, int direct_t
         roost_conn_abort(s->conn);
     uv_timer_init(srv->loop, &s->timer);
     s->timer.data = s;
+    uv_timer_init(srv->loop, &s->tarpit);
+    s->tarpit.data = s;
     uv_timer_start(&s->timer, on_auth_timeout, (uint64_t)srv->cfg->auth_timeout_s * 1000u, 0);
     s->next = srv->conns;
     if (srv->conns != NULL)
         srv->conns->prev = s;
     srv->conns = s;
     srv->n_conns++;
-    ROOST_DEBUG(s->id, "accepted peer=%s", roost_conn_peer(s->conn));
-    if (srv->shutting_down)
+    ROOST_DEBUG(s->id, "accepted peer=%s%s", roost_conn_peer(s->conn),
+                srv->cfg->proxy_protocol ? " (awaiting a PROXY header)" : "");
+    if (srv->shutting_down) {
         roost_c2s_stream_error(s, "system-shutdown", NULL);
+        return;
+    }
+    /* Behind a load balancer the socket's peer is the balancer: the
+     * limits wait for the client's address in the PROXY header. */
+    if (srv->cfg->proxy_protocol) {
+        if (roost_conn_expect_proxy(s->conn, srv->cfg->proxy_timeout_ms) != 0)
+            roost_conn_abort(s->conn);
+    } else {
+        admit(s);
+    }
     return;
 
 fail_xs:

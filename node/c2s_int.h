@@ -8,6 +8,7 @@
 
 #include "node/c2s.h"
 #include "node/conn.h"
+#include "node/iptable.h"
 #include "node/sasl.h"
 #include "node/sm.h"
 #include "node/xmlstream.h"
@@ -28,6 +29,8 @@ struct roost_c2s_s {
     roost_conn_t *conn;
     roost_xmlstream_t *xs;
     uv_timer_t timer;            /* auth deadline, then idle keepalive */
+    uv_timer_t tarpit;           /* holds back a failed login's answer */
+    const char *tarpit_cond;     /* the SASL condition it will answer with */
     c2s_state_t state;
     uint64_t id;
     int refs;
@@ -39,12 +42,17 @@ struct roost_c2s_s {
     unsigned bound : 1;          /* record in Redis and in srv->sessions */
     unsigned replaced : 1;       /* kicked by a newer session of the same JID */
     unsigned ping_sent : 1;      /* a keepalive ping awaits any sign of life */
+    unsigned direct_tls : 1;     /* accepted on the direct TLS port */
+    unsigned ip_counted : 1;     /* counted in srv->ips: uncount at close */
+    unsigned ip_known : 1;       /* ipkey holds the client's address */
+    unsigned tarpitted : 1;      /* the tarpit timer runs (an async step) */
     uint64_t last_in;            /* loop time of the last bytes received */
     unsigned ping_seq;
     char *domain;
     char stream_id[33];
     roost_sasl_t *sasl;
     unsigned auth_failures;
+    roost_ipkey_t ipkey;
     char *username;
     roost_jid_t jid;
     roost_session_t rec;

@@ -69,6 +69,9 @@ static const opt_t opts[] = {
       F(require_encryption), 0, 0 },
     /* 0 disables the direct TLS listener (unlike c2s.port). */
     { "c2s.tls_port", "ROOST_C2S_TLS_PORT", OPT_INT, F(c2s_tls_port), 0, 65535 },
+    { "c2s.proxy_protocol", "ROOST_C2S_PROXY_PROTOCOL", OPT_BOOL, F(proxy_protocol), 0, 0 },
+    { "c2s.proxy_timeout_ms", "ROOST_C2S_PROXY_TIMEOUT_MS", OPT_UINT, F(proxy_timeout_ms),
+      100, 60000 },
     { "tls.cert", "ROOST_TLS_CERT", OPT_PATH, F(tls_cert), 0, 0 },
     { "tls.key", "ROOST_TLS_KEY", OPT_PATH, F(tls_key), 0, 0 },
     { "redis.host", "ROOST_REDIS_HOST", OPT_HOST, F(redis_host), 0, 0 },
@@ -104,6 +107,21 @@ static const opt_t opts[] = {
     { "limits.write_low_watermark", "ROOST_LIMITS_WRITE_LOW_WATERMARK", OPT_SIZE,
       F(write_low_watermark), 0, GIB },
     { "limits.write_max", "ROOST_LIMITS_WRITE_MAX", OPT_SIZE, F(write_max), 1, GIB },
+    /* Per client address (issue 5); 0 switches a limit off. */
+    { "limits.max_conns_per_ip", "ROOST_LIMITS_MAX_CONNS_PER_IP", OPT_UINT,
+      F(max_conns_per_ip), 0, 10000000 },
+    { "limits.max_new_conns_per_ip_per_s", "ROOST_LIMITS_MAX_NEW_CONNS_PER_IP_PER_S", OPT_UINT,
+      F(max_new_conns_per_ip_per_s), 0, 1000000 },
+    { "limits.max_tracked_ips", "ROOST_LIMITS_MAX_TRACKED_IPS", OPT_UINT,
+      F(max_tracked_ips), 16, 10000000 },
+    { "limits.auth_tarpit_after", "ROOST_LIMITS_AUTH_TARPIT_AFTER", OPT_UINT,
+      F(auth_tarpit_after), 0, 1000000 },
+    { "limits.auth_tarpit_delay_ms", "ROOST_LIMITS_AUTH_TARPIT_DELAY_MS", OPT_UINT,
+      F(auth_tarpit_delay_ms), 0, 60000 },
+    { "limits.auth_tarpit_max_ms", "ROOST_LIMITS_AUTH_TARPIT_MAX_MS", OPT_UINT,
+      F(auth_tarpit_max_ms), 0, 300000 },
+    { "limits.auth_tarpit_forget_s", "ROOST_LIMITS_AUTH_TARPIT_FORGET_S", OPT_UINT,
+      F(auth_tarpit_forget_s), 1, 86400 },
     { "cluster.lease_ms", "ROOST_CLUSTER_LEASE_MS", OPT_UINT, F(lease_ms), 500, 600000 },
     { "cluster.renew_ms", "ROOST_CLUSTER_RENEW_MS", OPT_UINT, F(renew_ms), 100, 600000 },
     { "cluster.reap_interval_ms", "ROOST_CLUSTER_REAP_INTERVAL_MS", OPT_UINT,
@@ -197,10 +215,12 @@ int roost_config_defaults(roost_config_t *cfg)
     cfg->n_c2s_bind = 2;
     cfg->c2s_port = 5222;
     cfg->allow_plaintext_auth = 0;
-    /* Off until the rest of issue 5 (SCRAM-PLUS clients, limits, PROXY)
-     * is in: then on. Plaintext SASL stays loopback-only meanwhile. */
-    cfg->require_encryption = 0;
+    /* Secure by default: TLS before SASL and stanzas; plaintext only when
+     * configured (require_encryption: false). */
+    cfg->require_encryption = 1;
     cfg->c2s_tls_port = 5223;
+    cfg->proxy_protocol = 0;
+    cfg->proxy_timeout_ms = 5000;
     cfg->redis_host = strdup("127.0.0.1");
     cfg->redis_port = 6379;
     cfg->redis_db = 0;
@@ -225,6 +245,13 @@ int roost_config_defaults(roost_config_t *cfg)
     cfg->drain_deadline_s = 60;
     cfg->write_low_watermark = 65536;
     cfg->write_max = 4194304;
+    cfg->max_conns_per_ip = 100;
+    cfg->max_new_conns_per_ip_per_s = 50;
+    cfg->max_tracked_ips = 65536;
+    cfg->auth_tarpit_after = 3;
+    cfg->auth_tarpit_delay_ms = 1000;
+    cfg->auth_tarpit_max_ms = 10000;
+    cfg->auth_tarpit_forget_s = 300;
     cfg->lease_ms = 10000;
     cfg->renew_ms = 2000;
     cfg->reap_interval_ms = 2000;
@@ -617,6 +644,10 @@ int roost_config_validate(const roost_config_t *cfg, char *err, size_t errlen)
         return fail(err, errlen,
                     "limits.write_high_watermark: must not exceed limits.write_max "
                     "(%zu > %zu)", cfg->write_high_watermark, cfg->write_max);
+    if (cfg->auth_tarpit_max_ms < cfg->auth_tarpit_delay_ms)
+        return fail(err, errlen,
+                    "limits.auth_tarpit_max_ms: must not be below limits.auth_tarpit_delay_ms "
+                    "(%u < %u)", cfg->auth_tarpit_max_ms, cfg->auth_tarpit_delay_ms);
     /* At least two renewals must fit in one lease, or a single slow reply
      * costs the node its lease. */
     if (cfg->renew_ms * 2 > cfg->lease_ms)
@@ -653,6 +684,8 @@ typedef struct {
     char *allow_plaintext_auth;
     char *require_encryption;
     char *tls_port;
+    char *proxy_protocol;
+    char *proxy_timeout_ms;
 } y_c2s_t;
 
 typedef struct {
@@ -684,6 +717,13 @@ typedef struct {
     char *write_high_watermark;
     char *write_low_watermark;
     char *write_max;
+    char *max_conns_per_ip;
+    char *max_new_conns_per_ip_per_s;
+    char *max_tracked_ips;
+    char *auth_tarpit_after;
+    char *auth_tarpit_delay_ms;
+    char *auth_tarpit_max_ms;
+    char *auth_tarpit_forget_s;
 } y_limits_t;
 
 typedef struct {
@@ -756,6 +796,8 @@ static const cyaml_schema_field_t y_c2s_fields[] = {
     Y_SCALAR("allow_plaintext_auth", y_c2s_t, allow_plaintext_auth),
     Y_SCALAR("require_encryption", y_c2s_t, require_encryption),
     Y_SCALAR("tls_port", y_c2s_t, tls_port),
+    Y_SCALAR("proxy_protocol", y_c2s_t, proxy_protocol),
+    Y_SCALAR("proxy_timeout_ms", y_c2s_t, proxy_timeout_ms),
     CYAML_FIELD_END,
 };
 
@@ -790,6 +832,13 @@ static const cyaml_schema_field_t y_limits_fields[] = {
     Y_SCALAR("write_high_watermark", y_limits_t, write_high_watermark),
     Y_SCALAR("write_low_watermark", y_limits_t, write_low_watermark),
     Y_SCALAR("write_max", y_limits_t, write_max),
+    Y_SCALAR("max_conns_per_ip", y_limits_t, max_conns_per_ip),
+    Y_SCALAR("max_new_conns_per_ip_per_s", y_limits_t, max_new_conns_per_ip_per_s),
+    Y_SCALAR("max_tracked_ips", y_limits_t, max_tracked_ips),
+    Y_SCALAR("auth_tarpit_after", y_limits_t, auth_tarpit_after),
+    Y_SCALAR("auth_tarpit_delay_ms", y_limits_t, auth_tarpit_delay_ms),
+    Y_SCALAR("auth_tarpit_max_ms", y_limits_t, auth_tarpit_max_ms),
+    Y_SCALAR("auth_tarpit_forget_s", y_limits_t, auth_tarpit_forget_s),
     CYAML_FIELD_END,
 };
 
@@ -1068,6 +1117,8 @@ static int apply_yaml(roost_config_t *cfg, const char *path, const y_root_t *y, 
         { "c2s.allow_plaintext_auth", c2s ? c2s->allow_plaintext_auth : NULL },
         { "c2s.require_encryption", c2s ? c2s->require_encryption : NULL },
         { "c2s.tls_port", c2s ? c2s->tls_port : NULL },
+        { "c2s.proxy_protocol", c2s ? c2s->proxy_protocol : NULL },
+        { "c2s.proxy_timeout_ms", c2s ? c2s->proxy_timeout_ms : NULL },
         { "tls.cert", tls ? tls->cert : NULL },
         { "tls.key", tls ? tls->key : NULL },
         { "redis.host", redis ? redis->host : NULL },
@@ -1090,6 +1141,13 @@ static int apply_yaml(roost_config_t *cfg, const char *path, const y_root_t *y, 
         { "limits.write_high_watermark", lim ? lim->write_high_watermark : NULL },
         { "limits.write_low_watermark", lim ? lim->write_low_watermark : NULL },
         { "limits.write_max", lim ? lim->write_max : NULL },
+        { "limits.max_conns_per_ip", lim ? lim->max_conns_per_ip : NULL },
+        { "limits.max_new_conns_per_ip_per_s", lim ? lim->max_new_conns_per_ip_per_s : NULL },
+        { "limits.max_tracked_ips", lim ? lim->max_tracked_ips : NULL },
+        { "limits.auth_tarpit_after", lim ? lim->auth_tarpit_after : NULL },
+        { "limits.auth_tarpit_delay_ms", lim ? lim->auth_tarpit_delay_ms : NULL },
+        { "limits.auth_tarpit_max_ms", lim ? lim->auth_tarpit_max_ms : NULL },
+        { "limits.auth_tarpit_forget_s", lim ? lim->auth_tarpit_forget_s : NULL },
         { "cluster.lease_ms", cl ? cl->lease_ms : NULL },
         { "cluster.renew_ms", cl ? cl->renew_ms : NULL },
         { "cluster.reap_interval_ms", cl ? cl->reap_interval_ms : NULL },

@@ -18,10 +18,14 @@ typedef struct {
     char *c2s_bind[ROOST_CONFIG_MAX_BIND];   /* default "0.0.0.0", "::" */
     size_t n_c2s_bind;
     int c2s_port;                  /* default 5222 */
-    int allow_plaintext_auth;      /* default 0: only on loopback (and only while
-                                      require_encryption is off) */
+    int allow_plaintext_auth;      /* default 0; only while require_encryption is
+                                      off: 1 = SASL without TLS from any address,
+                                      PLAIN included (else SCRAM on loopback only) */
     int require_encryption;        /* default 1: no SASL or stanza before TLS */
     int c2s_tls_port;              /* default 5223: direct TLS (XEP-0368); 0 off */
+    int proxy_protocol;            /* default 0: 1 = every c2s connection starts with a
+                                      PROXY v1/v2 header (node/proxy.h) */
+    unsigned proxy_timeout_ms;     /* default 5000: deadline for that header */
     /* tls */
     char *tls_cert;                /* PEM chain path; NULL: none (no TLS) */
     char *tls_key;                 /* PEM key path; NULL: the key is in tls_cert */
@@ -47,6 +51,14 @@ typedef struct {
     size_t write_high_watermark;   /* default 262144: stop reading */
     size_t write_low_watermark;    /* default 65536: read again */
     size_t write_max;              /* default 4194304: disconnect */
+    /* limits per client address (node/iptable.h; IPv6 per /64) */
+    unsigned max_conns_per_ip;     /* default 100; 0 off */
+    unsigned max_new_conns_per_ip_per_s; /* default 50 (token bucket, burst as many); 0 off */
+    unsigned max_tracked_ips;      /* default 65536: addresses remembered without a connection */
+    unsigned auth_tarpit_after;    /* default 3: failed logins per address answered at once */
+    unsigned auth_tarpit_delay_ms; /* default 1000: then delayed, doubling per failure; 0 off */
+    unsigned auth_tarpit_max_ms;   /* default 10000: the delay's cap */
+    unsigned auth_tarpit_forget_s; /* default 300: quiet time after which failures are forgotten */
     /* cluster membership (node/cluster.h) */
     unsigned lease_ms;             /* default 10000: TTL of roost:node:<id> */
     unsigned renew_ms;             /* default 2000: lease renewal period (< lease_ms) */
@@ -74,7 +86,7 @@ int roost_config_defaults(roost_config_t *cfg);
 /* Loads path (may be NULL: defaults only), then applies environment
  * overrides (ROOST_NODE_ID, ROOST_DOMAINS=a,b, ROOST_C2S_BIND=a,b,
  * ROOST_C2S_PORT, ROOST_ALLOW_PLAINTEXT_AUTH, ROOST_C2S_REQUIRE_ENCRYPTION,
- * ROOST_C2S_TLS_PORT, ROOST_TLS_CERT, ROOST_TLS_KEY, ROOST_REDIS_HOST,
+ * ROOST_C2S_TLS_PORT, ROOST_C2S_PROXY_PROTOCOL, ROOST_C2S_PROXY_TIMEOUT_MS, ROOST_TLS_CERT, ROOST_TLS_KEY, ROOST_REDIS_HOST,
  * ROOST_REDIS_PORT, ROOST_REDIS_PASSWORD, ROOST_REDIS_DB,
  * ROOST_REDIS_TIMEOUT_MS, ROOST_LOG_LEVEL, ROOST_LOG_FORMAT, ROOST_ADMIN_ENABLED,
  * ROOST_ADMIN_BIND, ROOST_ADMIN_PORT, ROOST_ADMIN_TIMEOUT_MS,

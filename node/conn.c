@@ -10,7 +10,10 @@
 #include <netinet/in.h>
 
 #include "node/conn.h"
+#include "node/limit.h"
 #include "node/log.h"
+#include "node/metrics.h"
+#include "node/proxy.h"
 #include "node/tls.h"
 #include "store/error.h"
 
@@ -33,8 +36,14 @@ struct roost_conn_s {
     unsigned loopback : 1;
     unsigned backlogged : 1;   /* above high watermark, not yet below low */
     unsigned in_tls_read : 1;  /* decrypted bytes are being delivered */
+    unsigned proxy_wait : 1;   /* a PROXY header must come first */
+    unsigned linger : 1;       /* read and drop input after our FIN */
     int handles;               /* open uv handles; free when 0 */
     roost_tls_t *tls;          /* NULL: plaintext */
+    char *proxy_buf;           /* a PROXY header split over reads (< ROOST_PROXY_MAX) */
+    size_t proxy_len;
+    int peer_family;           /* AF_INET, AF_INET6, or 0 when unknown */
+    uint8_t peer_ip[16];
     char peer[64];
 };
 
@@ -70,6 +79,7 @@ static void on_handle_closed(uv_handle_t *h)
         if (c->cb.on_close != NULL)
             c->cb.on_close(c);
         roost_tls_free(c->tls);
+        free(c->proxy_buf);
         free(c);
     }
 }
@@ -162,6 +172,8 @@ static void on_drain(uv_timer_t *t)
         tls_read(c, NULL, 0);
 }
 
+static void proxy_read(roost_conn_t *c, const char *buf, size_t len);
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     roost_conn_t *c = s->data;
@@ -174,16 +186,29 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0 || c->closing)
         return;
     read_buf_busy = 1;
-    if (c->tls != NULL)
+    if (c->proxy_wait)
+        proxy_read(c, buf->base, (size_t)nread);
+    else if (c->tls != NULL)
         tls_read(c, buf->base, (size_t)nread);
     else
         c->cb.on_data(c, buf->base, (size_t)nread);
     read_buf_busy = 0;
 }
 
+static int is_loopback(int family, const void *addr)
+{
+    const uint8_t *b = addr;
+
+    if (family == AF_INET)
+        return b[0] == 127;
+    return IN6_IS_ADDR_LOOPBACK((const struct in6_addr *)addr) ||
+           (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)addr) && b[12] == 127);
+}
+
 static void update_reading(roost_conn_t *c)
 {
-    if (c->closing)
+    /* Once shutting down, reading belongs to the lingering close. */
+    if (c->closing || c->shutting)
         return;
     if (c->queued >= c->limits.high)
         c->backlogged = 1;
@@ -235,32 +260,142 @@ roost_conn_t *roost_conn_accept(uv_stream_t *server, uint64_t id,
             struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
             uv_ip4_name(sin, ip, sizeof(ip));
             snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, ntohs(sin->sin_port));
+            c->peer_family = AF_INET;
+            memcpy(c->peer_ip, &sin->sin_addr, 4);
         } else if (ss.ss_family == AF_INET6) {
             struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
             uv_ip6_name(sin6, ip, sizeof(ip));
             snprintf(c->peer, sizeof(c->peer), "[%s]:%d", ip, ntohs(sin6->sin6_port));
+            c->peer_family = AF_INET6;
+            memcpy(c->peer_ip, &sin6->sin6_addr, 16);
         }
     }
     len = sizeof(ss);
     if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
-        if (ss.ss_family == AF_INET) {
-            const struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-            c->loopback = (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
-        } else if (ss.ss_family == AF_INET6) {
-            const struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-            c->loopback = IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr) ||
-                          (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) &&
-                           sin6->sin6_addr.s6_addr[12] == 127);
-        }
+        if (ss.ss_family == AF_INET)
+            c->loopback = is_loopback(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr);
+        else if (ss.ss_family == AF_INET6)
+            c->loopback = is_loopback(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr);
     }
     c->want_read = 1;
     update_reading(c);
     return c;
 }
 
+/* ---- PROXY protocol (node/proxy.h) --------------------------------------- */
+
+static void proxy_error(roost_conn_t *c, const char *reason, const char *detail)
+{
+    char labels[48];
+
+    ROOST_INFO(c->id, "proxy header refused reason=%s%s%s via=%s", reason,
+               detail != NULL ? " " : "", detail != NULL ? detail : "", c->peer);
+    snprintf(labels, sizeof(labels), "reason=\"%s\"", reason);
+    roost_metrics_count("roost_proxy_header_errors_total", labels,
+                        "Connections dropped for a missing or bad PROXY protocol header");
+    close_now(c);
+}
+
+static void on_proxy_timeout(uv_timer_t *t)
+{
+    roost_conn_t *c = t->data;
+    if (c->proxy_wait)
+        proxy_error(c, "timeout", NULL);
+}
+
+/* The header named the client: from now on it is the peer. */
+static void proxy_apply(roost_conn_t *c, const roost_proxy_addr_t *a)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    char via[sizeof(c->peer)];
+
+    memcpy(via, c->peer, sizeof(via));
+    if (a->proxied) {
+        c->peer_family = a->family;
+        memcpy(c->peer_ip, a->src, a->family == AF_INET ? 4 : 16);
+        inet_ntop(a->family, a->src, ip, sizeof(ip));
+        snprintf(c->peer, sizeof(c->peer), a->family == AF_INET ? "%s:%u" : "[%s]:%u", ip,
+                 (unsigned)a->src_port);
+        /* Loopback means the client reached us on a loopback address. */
+        c->loopback = is_loopback(a->family, a->dst);
+    }
+    ROOST_INFO(c->id, "proxy header v%d peer=%s via=%s%s", a->version, c->peer, via,
+               a->proxied ? "" : " (local: the proxy's own connection)");
+}
+
+/* Reads the PROXY header before anything else (also before a TLS
+ * ClientHello). Bytes after it in the same read go on as usual. */
+static void proxy_read(roost_conn_t *c, const char *buf, size_t len)
+{
+    roost_proxy_addr_t a;
+    const char *in = buf, *rest;
+    size_t avail = len, old = c->proxy_len, rest_len;
+    int rc;
+
+    if (old > 0) {
+        size_t take = len < ROOST_PROXY_MAX - old ? len : ROOST_PROXY_MAX - old;
+        memcpy(c->proxy_buf + old, buf, take);
+        in = c->proxy_buf;
+        avail = old + take;
+    }
+    rc = roost_proxy_parse(in, avail, &a);
+    if (rc == 0) {
+        /* A proper prefix is shorter than ROOST_PROXY_MAX (proxy.h). */
+        if (c->proxy_buf == NULL && (c->proxy_buf = malloc(ROOST_PROXY_MAX)) == NULL) {
+            close_now(c);
+            return;
+        }
+        if (old == 0)
+            memcpy(c->proxy_buf, buf, len);
+        c->proxy_len = avail;
+        return;
+    }
+    if (rc < 0) {
+        proxy_error(c, rc == ROOST_ELIMIT ? "too_long" : "invalid", NULL);
+        return;
+    }
+    rest = buf + ((size_t)rc - old);
+    rest_len = len - ((size_t)rc - old);
+    c->proxy_wait = 0;
+    free(c->proxy_buf);
+    c->proxy_buf = NULL;
+    c->proxy_len = 0;
+    uv_timer_stop(&c->timer);
+    proxy_apply(c, &a);
+    if (c->cb.on_peer != NULL)
+        c->cb.on_peer(c);
+    if (c->closing || c->shutting || rest_len == 0)
+        return;
+    if (c->tls != NULL)
+        tls_read(c, rest, rest_len);
+    else
+        c->cb.on_data(c, rest, rest_len);
+}
+
+int roost_conn_expect_proxy(roost_conn_t *c, unsigned timeout_ms)
+{
+    if (c->closing || c->proxy_wait)
+        return ROOST_EINVAL;
+    c->proxy_wait = 1;
+    uv_timer_start(&c->timer, on_proxy_timeout, timeout_ms, 0);
+    return 0;
+}
+
+int roost_conn_proxy_pending(const roost_conn_t *c)
+{
+    return c->proxy_wait;
+}
+
 uint64_t roost_conn_id(const roost_conn_t *c) { return c->id; }
 void *roost_conn_data(const roost_conn_t *c) { return c->data; }
 const char *roost_conn_peer(const roost_conn_t *c) { return c->peer; }
+
+int roost_conn_peer_ip(const roost_conn_t *c, uint8_t ip[16])
+{
+    if (c->peer_family != 0)
+        memcpy(ip, c->peer_ip, c->peer_family == AF_INET ? 4 : 16);
+    return c->peer_family;
+}
 int roost_conn_is_loopback(const roost_conn_t *c) { return c->loopback; }
 size_t roost_conn_queued(const roost_conn_t *c) { return c->queued; }
 int roost_conn_closing(const roost_conn_t *c) { return c->closing; }
@@ -308,7 +443,12 @@ static int raw_write(roost_conn_t *c, const void *buf, size_t len)
     if (c->closing)
         return ROOST_EIO;
     if (c->queued + len > c->limits.max) {
-        /* A reader this slow would make us buffer without bound. */
+        /* A reader this slow would make us buffer without bound. Nothing
+         * can tell it why: it does not read. */
+        char detail[160];
+        snprintf(detail, sizeof(detail), "queued=%zu write_max=%zu peer=%s", c->queued,
+                 c->limits.max, c->peer);
+        roost_limit_hit(c->id, "write_queue", detail);
         close_now(c);
         return ROOST_ELIMIT;
     }
@@ -357,9 +497,29 @@ static void on_flush_timeout(uv_timer_t *t)
     close_now(t->data);
 }
 
+static void on_linger_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    if (nread < 0)
+        close_now(s->data);
+}
+
+/* Our FIN is out. Closing now would turn whatever the peer still sends
+ * (say, the stream header it wrote before reading our stream error) into
+ * unread input, and the kernel answers a close with unread input by a
+ * reset, which can destroy our last words in the peer's receive buffer.
+ * With linger set, input is read and dropped until the peer closes too, or
+ * the flush deadline started in begin_shutdown passes. */
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
-    close_now(req->data);
+    roost_conn_t *c = req->data;
+    if (status != 0 || c->closing || !c->linger ||
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_linger_read) != 0)
+        close_now(c);
+}
+
+void roost_conn_linger(roost_conn_t *c)
+{
+    c->linger = 1;
 }
 
 void roost_conn_close(roost_conn_t *c)

@@ -17,6 +17,10 @@ typedef struct {
     /* The peer closed, an error occurred, or roost_conn_close finished:
      * the conn is about to be freed; called exactly once. */
     void (*on_close)(roost_conn_t *c);
+    /* After roost_conn_expect_proxy: the PROXY header was read, so
+     * roost_conn_peer and roost_conn_peer_ip now name the client. Runs
+     * before any on_data; may close the conn. NULL: not wanted. */
+    void (*on_peer)(roost_conn_t *c);
 } roost_conn_cb_t;
 
 typedef struct {
@@ -33,10 +37,25 @@ roost_conn_t *roost_conn_accept(uv_stream_t *server, uint64_t id,
 
 uint64_t roost_conn_id(const roost_conn_t *c);
 void *roost_conn_data(const roost_conn_t *c);
-/* "ip:port" of the peer (static storage inside the conn). */
+/* "ip:port" of the peer (static storage inside the conn): the client's as
+ * its PROXY header names it, once read, else the socket's. */
 const char *roost_conn_peer(const roost_conn_t *c);
-/* 1 when the local address is a loopback address. */
+/* The peer's address as for roost_conn_peer: AF_INET (4 bytes into ip) or
+ * AF_INET6 (16 bytes), or 0 when unknown (ip untouched). */
+int roost_conn_peer_ip(const roost_conn_t *c, uint8_t ip[16]);
+/* 1 when the local address is a loopback address (with a PROXY header: the
+ * address the client connected to). */
 int roost_conn_is_loopback(const roost_conn_t *c);
+
+/* The connection starts with a PROXY protocol v1 or v2 header (a load
+ * balancer in front): it is read before any other byte, TLS included, and
+ * must arrive within timeout_ms. A missing, malformed or late header drops
+ * the connection (logged, counted in roost_proxy_header_errors_total);
+ * on_peer runs once it is read. Call right after accept. 0 or
+ * ROOST_EINVAL. */
+int roost_conn_expect_proxy(roost_conn_t *c, unsigned timeout_ms);
+/* 1 while that header is still awaited. */
+int roost_conn_proxy_pending(const roost_conn_t *c);
 
 /* Queues a copy of buf. ROOST_ELIMIT (and the conn starts closing) when the
  * queue would exceed limits.max; ROOST_EIO once closing. */
@@ -50,6 +69,13 @@ void roost_conn_want_read(roost_conn_t *c, int want);
 /* Flushes queued output (bounded by a short deadline), then closes. on_close
  * runs later, from the loop. Idempotent. */
 void roost_conn_close(roost_conn_t *c);
+/* Makes roost_conn_close wait, after its output and FIN went out, until
+ * the peer closes too (at most the same short deadline), reading and
+ * dropping what it still sends: else that unread input makes the kernel
+ * answer our close with a reset that can destroy our last words (a stream
+ * error) before the peer read them. on_close runs only then, so this is
+ * for connections that hold nothing else, e.g. refused ones. */
+void roost_conn_linger(roost_conn_t *c);
 /* Closes at once, dropping queued output. */
 void roost_conn_abort(roost_conn_t *c);
 int roost_conn_closing(const roost_conn_t *c);

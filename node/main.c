@@ -14,6 +14,7 @@
 #include "node/cluster.h"
 #include "node/config.h"
 #include "node/drain.h"
+#include "node/iptable.h"
 #include "node/log.h"
 #include "node/presence.h"
 #include "node/router.h"
@@ -468,6 +469,9 @@ int main(int argc, char **argv)
                         "or c2s.require_encryption: false)\n");
         goto out_cfg;
     }
+    if (cfg->require_encryption && cfg->allow_plaintext_auth)
+        fprintf(stderr, "roost-node: c2s.allow_plaintext_auth has no effect while "
+                        "c2s.require_encryption is true\n");
     SSL_CTX *tls_ctx = NULL;
     if (cfg->tls_cert != NULL &&
         (tls_ctx = roost_tls_ctx_new(cfg->tls_cert, cfg->tls_key, err, sizeof(err))) == NULL) {
@@ -497,6 +501,18 @@ int main(int argc, char **argv)
     srv->conn_limits.high = cfg->write_high_watermark;
     srv->conn_limits.low = cfg->write_low_watermark;
     srv->conn_limits.max = cfg->write_max;
+    roost_iptable_opts_t ipo = {
+        .max_conns = cfg->max_conns_per_ip,
+        .rate = cfg->max_new_conns_per_ip_per_s,
+        .tarpit_after = cfg->auth_tarpit_after,
+        .tarpit_delay_ms = cfg->auth_tarpit_delay_ms,
+        .tarpit_max_ms = cfg->auth_tarpit_max_ms,
+        .tarpit_forget_s = cfg->auth_tarpit_forget_s,
+        .max_idle = cfg->max_tracked_ips,
+    };
+    srv->ips = roost_iptable_new(&ipo);
+    if (srv->ips == NULL)
+        return 1;
     if (cfg->node_id != NULL) {
         snprintf(srv->node_id, sizeof(srv->node_id), "%s", cfg->node_id);
     } else {
@@ -563,6 +579,7 @@ int main(int argc, char **argv)
     if (rc != 0)
         ROOST_WARN(0, "loop close: %s", uv_strerror(rc));
     roost_map_free(srv->sessions);
+    roost_iptable_free(srv->ips);
     SSL_CTX_free(srv->tls_ctx);
     ROOST_INFO(0, "stopped");
     roost_config_free(cfg);

@@ -9,6 +9,7 @@
 
 #include "node/offline.h"
 #include "node/c2s.h"
+#include "node/limit.h"
 #include "node/log.h"
 #include "node/router.h"
 #include "node/xmpp_error.h"
@@ -50,8 +51,10 @@ static void bounce(roost_server_t *srv, const roost_xml_t *msg, const char *bare
 static void on_pushed(int status, void *data)
 {
     store_req_t *q = data;
-    if (status == ROOST_ELIMIT)
+    if (status == ROOST_ELIMIT) {
+        roost_limit_hit(0, "offline_queue", q->bare);
         bounce(q->srv, q->msg, q->bare, "offline storage is full");
+    }
     else if (status != 0)
         bounce(q->srv, q->msg, q->bare, NULL);
     else

@@ -7,6 +7,7 @@
 
 #include "node/presence_int.h"
 #include "node/c2s.h"
+#include "node/limit.h"
 #include "node/log.h"
 #include "node/roster.h"
 #include "node/router.h"
@@ -21,7 +22,9 @@
 static void on_store_done(int status, void *data)
 {
     const char *what = data;
-    if (status != 0)
+    if (status == ROOST_ELIMIT)
+        roost_limit_hit(0, "pending_subscriptions", what);
+    else if (status != 0)
         ROOST_WARN(0, "%s failed: %s", what, roost_strerror(status));
 }
 
@@ -360,6 +363,8 @@ static void on_step_cas(int status, const roost_roster_item_t *current, uint64_t
                    roost_strerror(status));
         /* Only the sender's own step can create an item and hit the
          * roster limit; tell the client. */
+        if (status == ROOST_ELIMIT)
+            roost_limit_hit(0, "roster_size", owner_of(job, s));
         if (!s->inbound && job->from != NULL && job->orig != NULL && !roost_c2s_gone(job->from))
             roost_presence_reply_error(job->from, job->orig, NULL,
                                        status == ROOST_ELIMIT ? "resource-constraint"

@@ -9,6 +9,7 @@
 
 #include "node/roster.h"
 #include "node/c2s.h"
+#include "node/limit.h"
 #include "node/log.h"
 #include "node/presence.h"
 #include "node/router.h"
@@ -330,6 +331,7 @@ static void on_cas(int status, const roost_roster_item_t *current, uint64_t ver,
         return;
     }
     if (status == ROOST_ELIMIT) {
+        roost_limit_hit(roost_c2s_conn_id(req->from), "roster_size", NULL);
         /* RFC 6121 does not name a condition for a full roster;
          * resource-constraint (as Prosody and ejabberd answer) with type
          * cancel, since retrying later will not help. */

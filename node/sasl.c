@@ -66,6 +66,9 @@ struct roost_sasl_s {
     } cb[ROOST_SASL_CB_TYPES];
     int ncb;
     int cb_used;
+
+    /* XEP-0474 value for the server-first-message; "" when not set. */
+    char ssdp[64];
 };
 
 /* ---- helpers -------------------------------------------------------- */
@@ -573,12 +576,14 @@ static roost_sasl_result_t scram_cred(roost_sasl_t *s, const roost_scram_cred_t 
     free(s->nonce);
     s->nonce = nonce;
 
-    len = strlen(s->nonce) + strlen(salt64) + 32;
+    len = strlen(s->nonce) + strlen(salt64) + strlen(s->ssdp) + 40;
     s->server_first = malloc(len);
     if (s->server_first == NULL)
         goto fail_alloc;
-    snprintf(s->server_first, len, "r=%s,s=%s,i=%u", s->nonce, salt64,
-             (unsigned)s->cred.iterations);
+    /* XEP-0474's h= goes with the other optional extensions at the end
+     * (RFC 5802 §7), inside what the proofs sign. */
+    snprintf(s->server_first, len, "r=%s,s=%s,i=%u%s%s", s->nonce, salt64,
+             (unsigned)s->cred.iterations, s->ssdp[0] ? ",h=" : "", s->ssdp);
     free(s->out);
     s->out = b64_encode(s->server_first, strlen(s->server_first));
     if (s->out == NULL)
@@ -793,6 +798,79 @@ int roost_sasl_set_channel_binding(roost_sasl_t *s, const char *type, const void
     memcpy(s->cb[s->ncb].data, data, len);
     s->cb[s->ncb].len = len;
     s->ncb++;
+    return 0;
+}
+
+/* i;octet collation (RFC 4790 §9.3): plain byte order, as strcmp. */
+static int by_octet(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Appends the sorted names joined by 0x1E to buf at *at (cap bounded). */
+static int join_sorted(const char *const *names, size_t n, char *buf, size_t cap, size_t *at)
+{
+    const char *sorted[ROOST_SASL_SSDP_MAX];
+    size_t i, len;
+
+    if (n > ROOST_SASL_SSDP_MAX)
+        return ROOST_EINVAL;
+    for (i = 0; i < n; i++) {
+        if (names[i] == NULL)
+            return ROOST_EINVAL;
+        sorted[i] = names[i];
+    }
+    qsort(sorted, n, sizeof(sorted[0]), by_octet);
+    for (i = 0; i < n; i++) {
+        len = strnlen(sorted[i], ROOST_SASL_CB_NAME_MAX + 1);
+        if (len == 0 || len > ROOST_SASL_CB_NAME_MAX || *at + len + 1 > cap)
+            return ROOST_EINVAL;
+        if (i > 0)
+            buf[(*at)++] = 0x1e;
+        memcpy(buf + *at, sorted[i], len);
+        *at += len;
+    }
+    return 0;
+}
+
+int roost_sasl_ssdp_hash(roost_hash_t hash, const char *const *mechs, size_t n_mechs,
+                         const char *const *cbs, size_t n_cbs, char *out, size_t cap)
+{
+    /* Every name is bounded, so S is too. */
+    char buf[2 * ROOST_SASL_SSDP_MAX * (ROOST_SASL_CB_NAME_MAX + 1) + 2];
+    uint8_t md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    size_t at = 0, need;
+
+    if (join_sorted(mechs, n_mechs, buf, sizeof(buf), &at) < 0)
+        return ROOST_EINVAL;
+    if (cbs != NULL && n_cbs > 0) {
+        buf[at++] = 0x1f;
+        if (join_sorted(cbs, n_cbs, buf, sizeof(buf), &at) < 0)
+            return ROOST_EINVAL;
+    }
+    if (EVP_Digest(buf, at, md, &mdlen, hash_md(hash), NULL) != 1)
+        return ROOST_EINVAL;
+    need = 4 * ((mdlen + 2) / 3);
+    if (cap < need + 1)
+        return ROOST_EINVAL;
+    EVP_EncodeBlock((unsigned char *)out, md, (int)mdlen);
+    return (int)need;
+}
+
+int roost_sasl_set_advertised(roost_sasl_t *s, const char *const *mechs, size_t n_mechs,
+                              const char *const *cbs, size_t n_cbs)
+{
+    int n;
+
+    if (s->state != ST_START)
+        return ROOST_EINVAL;
+    n = roost_sasl_ssdp_hash(mech_hash(s->mech), mechs, n_mechs, cbs, n_cbs, s->ssdp,
+                             sizeof(s->ssdp));
+    if (n < 0) {
+        s->ssdp[0] = '\0';
+        return n;
+    }
     return 0;
 }
 

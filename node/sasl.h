@@ -53,6 +53,27 @@ void roost_sasl_free(roost_sasl_t *s);
 int roost_sasl_set_channel_binding(roost_sasl_t *s, const char *type, const void *data,
                                    size_t len);
 
+/* XEP-0474 (SASL SCRAM Downgrade Protection): the mechanisms this stream
+ * advertised, and the channel-binding types its XEP-0440 feature listed
+ * (cbs NULL or n_cbs 0: no such feature). A SCRAM exchange then adds
+ * "h=" with roost_sasl_ssdp_hash of them to its server-first-message, so
+ * a client can tell whether someone stripped entries from what it saw;
+ * the attribute is covered by the SCRAM proof. Call before
+ * roost_sasl_start; copied. 0, or ROOST_EINVAL (more than
+ * ROOST_SASL_SSDP_MAX names, a name longer than ROOST_SASL_CB_NAME_MAX,
+ * after start). Ignored for PLAIN. */
+#define ROOST_SASL_SSDP_MAX 16
+int roost_sasl_set_advertised(roost_sasl_t *s, const char *const *mechs, size_t n_mechs,
+                              const char *const *cbs, size_t n_cbs);
+
+/* The XEP-0474 hash: the names of mechs sorted by octet and joined by
+ * 0x1E; if cbs is given (n_cbs > 0), 0x1F and the sorted cbs joined by
+ * 0x1E; hashed with hash, base64-encoded into out (cap bytes, NUL added).
+ * Returns the length, or ROOST_EINVAL (bounds as above, or cap too
+ * small). */
+int roost_sasl_ssdp_hash(roost_hash_t hash, const char *const *mechs, size_t n_mechs,
+                         const char *const *cbs, size_t n_cbs, char *out, size_t cap);
+
 /* Starts with the base64 initial response from <auth/> (b64 may be NULL or
  * "" when absent; "=" means an empty response). Returns NEED_CRED on a
  * well-formed message, CHALLENGE (PLAIN/SCRAM without initial response:

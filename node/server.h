@@ -27,6 +27,8 @@ typedef struct roost_server_s {
     int shutting_down;
     int draining;                   /* drain started: not ready, no new clients */
     roost_conn_limits_t conn_limits;
+    /* Per-client-address limits and tarpit (node/iptable.h); NULL: none. */
+    struct roost_iptable_s *ips;
     /* TLS context for new connections (NULL: no certificate configured).
      * Replaced on SIGHUP; connections keep a reference to their own. */
     struct ssl_ctx_st *tls_ctx;

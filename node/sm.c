@@ -11,6 +11,7 @@
 
 #include "node/c2s_int.h"
 #include "node/deliver.h"
+#include "node/limit.h"
 #include "node/log.h"
 #include "node/metrics.h"
 #include "node/offline.h"
@@ -252,9 +253,7 @@ static void on_own_push(int status, uint64_t seq, long long receivers, void *dat
         if (seq > sm->sent && sm->check_at == 0)
             sm->check_at = uv_now(s->srv->loop) + GAP_WAIT_MS;
     } else if (status == ROOST_ELIMIT) {
-        ROOST_WARN(s->id, "sm: %u unacknowledged stanzas queued", s->srv->cfg->sm_max_queue);
-        roost_metrics_count("roost_limit_hits_total", "limit=\"sm_queue\"",
-                            "Limit hits by limit");
+        roost_limit_hit(s->id, "sm_queue", "unacknowledged stanzas in Redis");
         roost_c2s_stream_error(s, "resource-constraint",
                                "too many unacknowledged stanzas");
     } else if (status == ROOST_ENOTFOUND && sm != NULL) {
@@ -302,8 +301,7 @@ static void hold(roost_sm_t *sm, const char *bytes, size_t len)
     roost_c2s_t *s = sm->s;
     held_t *x;
     if (sm->n_held >= s->srv->cfg->sm_max_queue || (x = malloc(sizeof(*x) + len)) == NULL) {
-        roost_metrics_count("roost_limit_hits_total", "limit=\"sm_queue\"",
-                            "Limit hits by limit");
+        roost_limit_hit(s->id, "sm_queue", "stanzas held while Redis is away");
         roost_c2s_stream_error(s, "resource-constraint", "too many unacknowledged stanzas");
         return;
     }

@@ -50,6 +50,7 @@ struct roost_xmlstream_s {
     unsigned paused : 1;
     unsigned failed : 1;     /* on_error ran */
     unsigned closed : 1;     /* on_close ran */
+    const char *limit;       /* the limit behind the error, if one was */
 };
 
 static void fail(roost_xmlstream_t *s, const char *cond, const char *text)
@@ -64,6 +65,14 @@ static void fail(roost_xmlstream_t *s, const char *cond, const char *text)
         XML_StopParser(s->p, XML_FALSE);
     if (s->cb.on_error)
         s->cb.on_error(s->data, cond, text);
+}
+
+/* A policy-violation for a configured limit (roost_xmlstream_limit). */
+static void fail_limit(roost_xmlstream_t *s, const char *limit, const char *text)
+{
+    if (!s->failed)
+        s->limit = limit;
+    fail(s, "policy-violation", text);
 }
 
 static int dead(const roost_xmlstream_t *s)
@@ -163,7 +172,7 @@ static void open_stream(roost_xmlstream_t *s, const char *name, const char **att
     roost_xml_t *hdr;
 
     if (s->mark > HEADER_MAX) {
-        fail(s, "policy-violation", "stream header too large");
+        fail_limit(s, "stanza_size", "stream header too large");
         return;
     }
     hdr = build_element(name, atts);
@@ -193,7 +202,7 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
     while (atts[2 * nattrs])
         nattrs++;
     if (nattrs > s->lim.max_attrs) {
-        fail(s, "policy-violation", "too many attributes");
+        fail_limit(s, "attrs", "too many attributes");
         return;
     }
     s->depth++;
@@ -202,7 +211,7 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
         return;
     }
     if (s->depth - 1 > s->lim.max_depth) {
-        fail(s, "policy-violation", "stanza nested too deeply");
+        fail_limit(s, "depth", "stanza nested too deeply");
         return;
     }
     if (s->depth == 2)
@@ -271,7 +280,7 @@ static void XMLCALL on_end(void *ud, const XML_Char *name)
      * than this event's end: for <x .../> expat reports the end event with
      * no bytes, and the start tag already moved mark past it. */
     if (s->mark - s->stanza_start > s->lim.max_stanza) {
-        fail(s, "policy-violation", "stanza too large");
+        fail_limit(s, "stanza_size", "stanza too large");
         return;
     }
     st = s->stanza;
@@ -456,6 +465,11 @@ void roost_xmlstream_free(roost_xmlstream_t *s)
     free(s);
 }
 
+const char *roost_xmlstream_limit(const roost_xmlstream_t *s)
+{
+    return s->limit;
+}
+
 void roost_xmlstream_set_limits(roost_xmlstream_t *s, const roost_xmlstream_limits_t *limits)
 {
     set_limits(s, limits);
@@ -470,12 +484,12 @@ static void check_limits(roost_xmlstream_t *s)
         return;
     if (s->depth == 0) {
         if (s->fed > HEADER_MAX)
-            fail(s, "policy-violation", "stream header too large");
+            fail_limit(s, "stanza_size", "stream header too large");
     } else if (s->depth == 1) {
         if (s->fed - s->mark > s->lim.max_stanza)
-            fail(s, "policy-violation", "stanza too large");
+            fail_limit(s, "stanza_size", "stanza too large");
     } else if (s->fed - s->stanza_start > s->lim.max_stanza) {
-        fail(s, "policy-violation", "stanza too large");
+        fail_limit(s, "stanza_size", "stanza too large");
     }
 }
 
@@ -658,6 +672,7 @@ int roost_xmlstream_reset(roost_xmlstream_t *s)
     s->depth = 0;
     s->fed = s->mark = s->stanza_start = 0;
     s->in_parse = s->stopping = s->paused = s->failed = s->closed = 0;
+    s->limit = NULL;
     return 0;
 }
 

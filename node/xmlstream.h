@@ -59,6 +59,10 @@ int roost_xmlstream_paused(const roost_xmlstream_t *s);
  * call roost_xmlstream_pause there, then reset after feed returns. */
 int roost_xmlstream_reset(roost_xmlstream_t *s);
 
+/* After on_error: which limit caused it ("stanza_size", "depth", "attrs"),
+ * or NULL when the error was not a limit. Cleared by reset. */
+const char *roost_xmlstream_limit(const roost_xmlstream_t *s);
+
 /* Changes the limits (e.g. larger stanzas once authenticated). */
 void roost_xmlstream_set_limits(roost_xmlstream_t *s, const roost_xmlstream_limits_t *limits);
 

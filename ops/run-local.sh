@@ -118,9 +118,9 @@ cat <<EOF
     JID:       demo@localhost
     password:  demo
     server:    127.0.0.1, port $C2S_PORT (STARTTLS), $TLS_PORT (direct TLS)
-    security:  STARTTLS or direct TLS with a self-signed certificate for
-               localhost ($TLS_DIR/cert.pem): accept it in your client;
-               plaintext login also works here, on loopback only
+    security:  TLS is required (STARTTLS or direct TLS), with a self-signed
+               certificate for localhost ($TLS_DIR/cert.pem): accept it in
+               your client; no login without TLS
   node log:    $NODE_LOG     redis: $REDIS_URL
   Add users:   printf 'pw\\n' | $CTL_BIN --redis $REDIS_URL user add bob@localhost --password-stdin
   Stop:        Ctrl-C

@@ -1,7 +1,9 @@
 #!/bin/sh
 # `make bench`: a private redis-server and 2 roost-node processes on free
 # loopback ports, roost-bench's standard scenarios, one table; everything
-# started here is stopped on exit. Usage: tests/bench/run.sh [BUILD_DIR]
+# started here is stopped on exit. The nodes run without TLS (SCRAM over
+# loopback) and without the per-address limits: every bench client comes
+# from 127.0.0.1. Usage: tests/bench/run.sh [BUILD_DIR]
 # BENCH_SCENARIOS overrides the scenario list (see roost-bench --help).
 set -eu
 
@@ -77,6 +79,7 @@ for n in 1 2; do
     ROOST_NODE_ID=bench-$n ROOST_DOMAINS=localhost \
     ROOST_C2S_BIND=127.0.0.1 ROOST_C2S_PORT=$port \
     ROOST_C2S_REQUIRE_ENCRYPTION=false ROOST_C2S_TLS_PORT=0 \
+    ROOST_LIMITS_MAX_CONNS_PER_IP=0 ROOST_LIMITS_MAX_NEW_CONNS_PER_IP_PER_S=0 \
     ROOST_REDIS_HOST=127.0.0.1 ROOST_REDIS_PORT=$REDIS_PORT \
     ROOST_LOG_LEVEL=warn \
         "$BIN/roost-node" </dev/null >"$RUN_DIR/node$n.log" 2>&1 &

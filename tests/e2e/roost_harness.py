@@ -186,6 +186,28 @@ class Redis:
 
 # ---------------------------------------------------------------- node
 
+# The one place that sets what every test node differs from the built-in
+# defaults in (a test's own env goes on top; a value of None there restores
+# the default):
+# - roost requires TLS by default (c2s.require_encryption: true) and offers
+#   PLAIN only under TLS; the suite speaks plaintext on loopback unless a
+#   test turns TLS on (tests/e2e/test_tls.py, test_limits.py), with PLAIN
+#   allowed in the clear (c2s.allow_plaintext_auth);
+# - no direct TLS port to clash on;
+# - the whole suite connects, and fails logins, from 127.0.0.1, so the
+#   per-address limits and the tarpit are raised out of the way; the tests
+#   of those limits (test_limits.py, test_proxy.py) set low values.
+PLAINTEXT_ENV = {
+    "ROOST_C2S_REQUIRE_ENCRYPTION": "false",
+    "ROOST_ALLOW_PLAINTEXT_AUTH": "true",
+}
+GENEROUS_LIMITS_ENV = {
+    "ROOST_LIMITS_MAX_CONNS_PER_IP": "100000",
+    "ROOST_LIMITS_MAX_NEW_CONNS_PER_IP_PER_S": "100000",
+    "ROOST_LIMITS_AUTH_TARPIT_AFTER": "1000000",
+}
+NODE_BASE_ENV = dict(PLAINTEXT_ENV, ROOST_C2S_TLS_PORT="0", **GENEROUS_LIMITS_ENV)
+
 class Node:
     def __init__(self, redis, env=None, args=None, domains=(DOMAIN, DOMAIN2)):
         self.redis = redis
@@ -203,16 +225,15 @@ class Node:
             "ROOST_REDIS_PORT": str(redis.port),
             "ROOST_NODE_ID": self.node_id,
             "ROOST_LOG_LEVEL": "debug",
-            # The suite speaks plaintext on loopback unless a test turns TLS
-            # on (tests/e2e/test_tls.py); no direct TLS port to clash on.
-            "ROOST_C2S_REQUIRE_ENCRYPTION": "false",
-            "ROOST_C2S_TLS_PORT": "0",
             # Drained sessions end at once unless a test asks for a grace
             # window (tests/e2e/test_sm.py).
             "ROOST_DRAIN_GRACE_S": "0",
             "ROOST_ADMIN_PORT": str(self.admin_port),
         })
+        self.env.update(NODE_BASE_ENV)
         self.env.update(env or {})
+        # None in env: leave that setting at the node's built-in default.
+        self.env = {k: v for k, v in self.env.items() if v is not None}
         self.args = list(args or [])
         self.proc = None
         self.returncode = None
@@ -298,8 +319,9 @@ def run_node_cmd(args, env=None, timeout=WAIT):
     """Runs roost-node to completion (e.g. --check-config)."""
     e = clean_environ()
     # As for Node: tests opt in to the TLS requirement.
-    e["ROOST_C2S_REQUIRE_ENCRYPTION"] = "false"
+    e.update(PLAINTEXT_ENV)
     e.update(env or {})
+    e = {k: v for k, v in e.items() if v is not None}
     return subprocess.run([os.path.join(bin_dir(), "roost-node")] + list(args),
                           env=e, capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL)

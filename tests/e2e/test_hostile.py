@@ -223,6 +223,14 @@ CASES = [
     # -- stream-level errors (RFC 6120 §4.9.3)
     ("garbage-before-header", "raw", b"GET / HTTP/1.0\r\n\r\n", ("stream", "not-well-formed")),
     ("close-tag-first", "raw", b"</stream:stream>", ("stream", "not-well-formed")),
+    # PROXY headers where c2s.proxy_protocol is off (a spoofed client
+    # address must not be believed): just bytes that are not XML.
+    ("proxy-v1-header-option-off", "raw",
+     b"PROXY TCP4 203.0.113.7 192.0.2.1 40000 5222\r\n" + HEADER.encode(),
+     ("stream", "not-well-formed")),
+    ("proxy-v2-header-option-off", "raw",
+     b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c" + bytes(12) + HEADER.encode(),
+     ("stream", "not-well-formed")),
     ("text-before-header", "raw", ("hello" + HEADER[21:]).encode(),
      ("stream", "not-well-formed")),
     ("tls-clienthello-on-plain", "raw", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"

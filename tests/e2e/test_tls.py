@@ -6,6 +6,7 @@
 # ssl lacks: tests/unit/test_tls.c and test_sasl.c cover it.)
 
 import asyncio
+import base64
 import hashlib
 import os
 import shutil
@@ -434,3 +435,93 @@ def test_many_records_in_one_read_all_answered(tls_node, raw, user):
         c.send("<iq type='get' id='%s'><query xmlns='jabber:iq:roster'/></iq>" % i)
     got = [c.next(name="iq").get("id") for _ in ids]
     assert got == ids
+
+
+# ---------------------------------------------------------------- secure defaults
+
+DEFAULT_SECURITY = {"ROOST_C2S_REQUIRE_ENCRYPTION": None, "ROOST_ALLOW_PLAINTEXT_AUTH": None}
+
+
+def test_defaults_refuse_to_start_without_certificate():
+    r = h.run_node_cmd(["--domain", "localhost"], env=DEFAULT_SECURITY)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "tls.cert" in r.stderr and "require_encryption" in r.stderr
+
+
+def test_defaults_nothing_but_starttls_before_tls(node_factory, tls_cert, raw, user):
+    """With the built-in defaults and a certificate: before TLS no SASL
+    mechanism (so no PLAIN) is offered and none is accepted, a stanza ends
+    the stream with <policy-violation/>; after STARTTLS, PLAIN and SCRAM
+    are offered and PLAIN logs in."""
+    n = node_factory(env=dict(DEFAULT_SECURITY, ROOST_TLS_CERT=tls_cert[0],
+                              ROOST_TLS_KEY=tls_cert[1]))
+    local, bare, pw = user()
+    a = raw(n.port)
+    feats = a.open_stream()
+    st = feats.find("{%s}starttls" % NS_TLS)
+    assert st is not None and st.find("{%s}required" % NS_TLS) is not None
+    assert feats.find("{%s}mechanisms" % h.NS_SASL) is None
+    assert cb_types(feats) is None
+    r = a.auth_plain(local, pw)
+    assert r.name == "failure" and r.children[0].name == "encryption-required", r
+    b = raw(n.port)
+    b.open_stream()
+    b.send("<message to='%s'><body>in the clear</body></message>" % bare)
+    cond, _ = b.expect_stream_error()
+    assert cond == "policy-violation"
+    c = raw(n.port)
+    c.open_stream()
+    c.starttls()
+    assert {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-1", "SCRAM-SHA-256-PLUS"} <= set(c.mechanisms())
+    assert c.auth_plain(local, pw).name == "success"
+    c.restart()
+    assert c.bind("d").get("type") == "result"
+    c.sync()
+
+
+def test_plaintext_configured_without_plain(node_factory, raw, user):
+    """c2s.require_encryption: false alone: loopback clients may log in
+    without TLS, but with SCRAM only; PLAIN is neither offered nor taken."""
+    n = node_factory(env={"ROOST_C2S_REQUIRE_ENCRYPTION": "false",
+                          "ROOST_ALLOW_PLAINTEXT_AUTH": None})
+    local, _, pw = user()
+    c = raw(n.port)
+    c.open_stream()
+    assert c.mechanisms() == ["SCRAM-SHA-256", "SCRAM-SHA-1"]
+    r = c.auth_plain(local, pw)
+    assert r.name == "failure" and r.children[0].name == "encryption-required", r
+    assert c.auth_scram(local, pw).name == "success"
+
+
+def ssdp(hashname, mechs, cbs):
+    s = "\x1e".join(sorted(mechs))
+    if cbs:
+        s += "\x1f" + "\x1e".join(sorted(cbs))
+    return base64.b64encode(hashlib.new(hashname, s.encode()).digest()).decode()
+
+
+@pytest.mark.parametrize("tls", [True, False], ids=["tls", "plaintext"])
+def test_scram_downgrade_protection_hash(node_factory, tls_node, raw, user, tls):
+    """XEP-0474: the server-first-message ends with h= over the mechanisms
+    and channel-binding types the client saw in the features."""
+    n = tls_node() if tls else node_factory()
+    local, _, pw = user()
+    c = raw(n.port)
+    feats = c.open_stream()
+    if tls:
+        feats = c.starttls()
+    mechs, cbs = c.mechanisms(), cb_types(feats)
+    sc = h.ScramClient(local, pw, "sha1")
+    c.auth_send("SCRAM-SHA-1", sc.first())
+    ch = c.next()
+    sf = base64.b64decode(ch.text.strip()).decode()
+    attrs = dict(kv.split("=", 1) for kv in sf.split(","))
+    assert sf.split(",")[-1].startswith("h=")
+    assert attrs["h"] == ssdp("sha1", mechs, cbs)
+    # A client that saw a stripped list (its best mechanism gone) would
+    # compute another value.
+    assert attrs["h"] != ssdp("sha1", mechs[1:], None)
+    c.send("<response xmlns='%s'>%s</response>" % (h.NS_SASL, h.b64(sc.final(sf.encode()))))
+    res = c.next()
+    assert res.name == "success"
+    assert sc.verify(base64.b64decode(res.text.strip()))

@@ -20,6 +20,10 @@ static const char *const env_vars[] = {
     "ROOST_LIMITS_MAX_RESOURCES", "ROOST_LIMITS_WRITE_HIGH_WATERMARK",
     "ROOST_LIMITS_WRITE_LOW_WATERMARK", "ROOST_LIMITS_WRITE_MAX",
     "ROOST_C2S_REQUIRE_ENCRYPTION", "ROOST_C2S_TLS_PORT", "ROOST_TLS_CERT", "ROOST_TLS_KEY",
+    "ROOST_C2S_PROXY_PROTOCOL", "ROOST_C2S_PROXY_TIMEOUT_MS", "ROOST_LIMITS_MAX_CONNS_PER_IP",
+    "ROOST_LIMITS_MAX_NEW_CONNS_PER_IP_PER_S", "ROOST_LIMITS_MAX_TRACKED_IPS",
+    "ROOST_LIMITS_AUTH_TARPIT_AFTER", "ROOST_LIMITS_AUTH_TARPIT_DELAY_MS",
+    "ROOST_LIMITS_AUTH_TARPIT_MAX_MS", "ROOST_LIMITS_AUTH_TARPIT_FORGET_S",
 };
 
 /* The developer's shell or CI may export ROOST_* variables; tests start clean. */
@@ -68,8 +72,17 @@ static void assert_default_values(const roost_config_t *cfg)
     ck_assert_str_eq(cfg->c2s_bind[1], "::");
     ck_assert_int_eq(cfg->c2s_port, 5222);
     ck_assert_int_eq(cfg->allow_plaintext_auth, 0);
-    ck_assert_int_eq(cfg->require_encryption, 0);
+    ck_assert_int_eq(cfg->require_encryption, 1);
     ck_assert_int_eq(cfg->c2s_tls_port, 5223);
+    ck_assert_int_eq(cfg->proxy_protocol, 0);
+    ck_assert_uint_eq(cfg->proxy_timeout_ms, 5000);
+    ck_assert_uint_eq(cfg->max_conns_per_ip, 100);
+    ck_assert_uint_eq(cfg->max_new_conns_per_ip_per_s, 50);
+    ck_assert_uint_eq(cfg->max_tracked_ips, 65536);
+    ck_assert_uint_eq(cfg->auth_tarpit_after, 3);
+    ck_assert_uint_eq(cfg->auth_tarpit_delay_ms, 1000);
+    ck_assert_uint_eq(cfg->auth_tarpit_max_ms, 10000);
+    ck_assert_uint_eq(cfg->auth_tarpit_forget_s, 300);
     ck_assert_ptr_null(cfg->tls_cert);
     ck_assert_ptr_null(cfg->tls_key);
     ck_assert_str_eq(cfg->redis_host, "127.0.0.1");
@@ -162,6 +175,8 @@ START_TEST(test_load_overrides)
                    "  allow_plaintext_auth: yes\n"
                    "  require_encryption: no\n"
                    "  tls_port: 0\n"
+                   "  proxy_protocol: true\n"
+                   "  proxy_timeout_ms: 250\n"
                    "tls:\n"
                    "  cert: /etc/roost/chain.pem\n"
                    "  key: /etc/roost/key.pem\n"
@@ -181,6 +196,13 @@ START_TEST(test_load_overrides)
                    "  write_high_watermark: 1000\n"
                    "  write_low_watermark: 100\n"
                    "  write_max: 5000\n"
+                   "  max_conns_per_ip: 0\n"
+                   "  max_new_conns_per_ip_per_s: 7\n"
+                   "  max_tracked_ips: 16\n"
+                   "  auth_tarpit_after: 0\n"
+                   "  auth_tarpit_delay_ms: 0\n"
+                   "  auth_tarpit_max_ms: 0\n"
+                   "  auth_tarpit_forget_s: 1\n"
                    "log:\n"
                    "  level: WARNING\n",
                    err, sizeof(err));
@@ -195,6 +217,15 @@ START_TEST(test_load_overrides)
     ck_assert_int_eq(cfg.allow_plaintext_auth, 1);
     ck_assert_int_eq(cfg.require_encryption, 0);
     ck_assert_int_eq(cfg.c2s_tls_port, 0);
+    ck_assert_int_eq(cfg.proxy_protocol, 1);
+    ck_assert_uint_eq(cfg.proxy_timeout_ms, 250);
+    ck_assert_uint_eq(cfg.max_conns_per_ip, 0);
+    ck_assert_uint_eq(cfg.max_new_conns_per_ip_per_s, 7);
+    ck_assert_uint_eq(cfg.max_tracked_ips, 16);
+    ck_assert_uint_eq(cfg.auth_tarpit_after, 0);
+    ck_assert_uint_eq(cfg.auth_tarpit_delay_ms, 0);
+    ck_assert_uint_eq(cfg.auth_tarpit_max_ms, 0);
+    ck_assert_uint_eq(cfg.auth_tarpit_forget_s, 1);
     ck_assert_str_eq(cfg.tls_cert, "/etc/roost/chain.pem");
     ck_assert_str_eq(cfg.tls_key, "/etc/roost/key.pem");
     ck_assert_str_eq(cfg.redis_host, "redis.internal");
@@ -488,6 +519,20 @@ START_TEST(test_validate)
     ck_assert_int_eq(roost_config_validate(&cfg, err, sizeof(err)), ROOST_EINVAL);
     ck_assert_msg(strncmp(err, "limits.max_depth:", 17) == 0, "%s", err);
     cfg.max_depth = 32;
+
+    /* The tarpit's cap cannot be below its first delay. */
+    ck_assert_int_eq(roost_config_set(&cfg, "limits.auth_tarpit_max_ms", "500", err,
+                                      sizeof(err)), 0);
+    ck_assert_int_eq(roost_config_validate(&cfg, err, sizeof(err)), ROOST_EINVAL);
+    ck_assert_msg(strncmp(err, "limits.auth_tarpit_max_ms:", 26) == 0, "%s", err);
+    ck_assert_int_eq(roost_config_set(&cfg, "limits.auth_tarpit_delay_ms", "0", err,
+                                      sizeof(err)), 0);
+    ck_assert_int_eq(roost_config_validate(&cfg, err, sizeof(err)), 0);
+    ck_assert_int_eq(roost_config_set(&cfg, "limits.max_tracked_ips", "15", err, sizeof(err)),
+                     ROOST_EINVAL);
+    ck_assert_msg(strstr(err, "limits.max_tracked_ips: out of range") != NULL, "%s", err);
+    ck_assert_int_eq(roost_config_set(&cfg, "c2s.proxy_protocol", "maybe", err, sizeof(err)),
+                     ROOST_EINVAL);
 
     ck_assert_int_eq(roost_config_set(&cfg, "c2s.bind", "", err, sizeof(err)), 0);
     ck_assert_int_eq(roost_config_validate(&cfg, err, sizeof(err)), ROOST_EINVAL);

@@ -154,6 +154,12 @@ static struct {
     size_t slen, clen;
 } run_cb;
 
+/* XEP-0474 offer for the next scram_run (mechs NULL: none). */
+static struct {
+    const char *const *mechs, *const *cbs;
+    size_t n_mechs, n_cbs;
+} run_adv;
+
 /* Plays a SCRAM client with password pw against a fresh server holding
  * cred (NULL: unknown user). gs2 and bare form the client-first message;
  * bare's nonce is read back from the server-first. The caller frees r->s. */
@@ -177,6 +183,9 @@ static void scram_run(run_t *r, roost_sasl_mech_t mech, const char *gs2, const c
     if (run_cb.type != NULL)
         ck_assert_int_eq(roost_sasl_set_channel_binding(r->s, run_cb.type, run_cb.server,
                                                         run_cb.slen), 0);
+    if (run_adv.mechs != NULL)
+        ck_assert_int_eq(roost_sasl_set_advertised(r->s, run_adv.mechs, run_adv.n_mechs,
+                                                   run_adv.cbs, run_adv.n_cbs), 0);
     ck_assert_int_eq(roost_sasl_start(r->s, encs(first)), ROOST_SASL_NEED_CRED);
     ck_assert_int_eq(roost_sasl_set_cred(r->s, cred), ROOST_SASL_CHALLENGE);
     sf = dec(roost_sasl_out(r->s));
@@ -867,6 +876,124 @@ START_TEST(plus_set_channel_binding_errors)
 }
 END_TEST
 
+/* ---- XEP-0474 downgrade protection ------------------------------------- */
+
+START_TEST(ssdp_xep_example)
+{
+    /* XEP-0474 §6.3: SHA-1 of "SCRAM-SHA-1 0x1E SCRAM-SHA-1-PLUS 0x1F
+     * tls-exporter 0x1E tls-server-end-point"; given unsorted here. */
+    static const char *const mechs[] = { "SCRAM-SHA-1-PLUS", "SCRAM-SHA-1" };
+    static const char *const cbs[] = { "tls-server-end-point", "tls-exporter" };
+    char out[64];
+
+    ck_assert_int_eq(roost_sasl_ssdp_hash(ROOST_HASH_SHA1, mechs, 2, cbs, 2, out, sizeof(out)),
+                     28);
+    ck_assert_str_eq(out, "G6k/rBLDqgOhRRaCuuatSDFkJ08=");
+}
+END_TEST
+
+START_TEST(ssdp_without_channel_binding)
+{
+    /* No XEP-0440 feature: no 0x1F, just the sorted mechanisms. */
+    static const char *const mechs[] = { "SCRAM-SHA-256", "PLAIN", "SCRAM-SHA-1" };
+    static const char s_want[] = "PLAIN\x1eSCRAM-SHA-1\x1eSCRAM-SHA-256";
+    uint8_t md[32];
+    unsigned int n;
+    char out[64], want[64];
+
+    EVP_Digest(s_want, strlen(s_want), md, &n, EVP_sha256(), NULL);
+    EVP_EncodeBlock((unsigned char *)want, md, (int)n);
+    ck_assert_int_eq(roost_sasl_ssdp_hash(ROOST_HASH_SHA256, mechs, 3, NULL, 0, out,
+                                          sizeof(out)), 44);
+    ck_assert_str_eq(out, want);
+    /* A list with one mechanism stripped hashes differently. */
+    ck_assert_int_eq(roost_sasl_ssdp_hash(ROOST_HASH_SHA256, mechs, 2, NULL, 0, out,
+                                          sizeof(out)), 44);
+    ck_assert_str_ne(out, want);
+}
+END_TEST
+
+START_TEST(ssdp_in_server_first)
+{
+    static const char *const mechs[] = { "SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS",
+                                         "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN" };
+    static const char *const cbs[] = { "tls-exporter", "tls-server-end-point" };
+    static const uint8_t cbdata[32] = { 7, 7, 7 };
+    roost_scram_cred_t cred;
+    run_t r;
+    char want[64], tail[80];
+
+    ck_assert_int_eq(roost_cred_new(ROOST_HASH_SHA256, "pw", 2, 4096, &cred), 0);
+    ck_assert_int_eq(roost_sasl_ssdp_hash(ROOST_HASH_SHA256, mechs, 5, cbs, 2, want,
+                                          sizeof(want)), 44);
+    snprintf(tail, sizeof(tail), ",h=%s", want);
+    run_adv.mechs = mechs;
+    run_adv.n_mechs = 5;
+    run_adv.cbs = cbs;
+    run_adv.n_cbs = 2;
+    run_cb.type = "tls-exporter";
+    run_cb.server = run_cb.client = cbdata;
+    run_cb.slen = run_cb.clen = sizeof(cbdata);
+    scram_run(&r, ROOST_SASL_SCRAM_SHA256_PLUS, "p=tls-exporter,,", "n=juliet,r=abcdef", "pw",
+              &cred, TWEAK_NONE);
+    /* h= is the last attribute, and the proof over it verifies. */
+    ck_assert_uint_gt(strlen(r.server_first), strlen(tail));
+    ck_assert_str_eq(r.server_first + strlen(r.server_first) - strlen(tail), tail);
+    ck_assert_int_eq(r.r, ROOST_SASL_SUCCESS);
+    ck_assert_str_eq(dec(roost_sasl_out(r.s)), r.expect_v);
+    roost_sasl_free(r.s);
+    /* The same through SCRAM-SHA-1 hashes with SHA-1. */
+    ck_assert_int_eq(roost_cred_new(ROOST_HASH_SHA1, "pw", 2, 4096, &cred), 0);
+    ck_assert_int_eq(roost_sasl_ssdp_hash(ROOST_HASH_SHA1, mechs, 5, cbs, 2, want,
+                                          sizeof(want)), 28);
+    snprintf(tail, sizeof(tail), ",h=%s", want);
+    memset(&run_cb, 0, sizeof(run_cb));
+    run_cb.type = "tls-exporter";
+    run_cb.server = cbdata;
+    run_cb.slen = sizeof(cbdata);
+    scram_run(&r, ROOST_SASL_SCRAM_SHA1, "n,,", "n=juliet,r=abcdef", "pw", &cred, TWEAK_NONE);
+    ck_assert_str_eq(r.server_first + strlen(r.server_first) - strlen(tail), tail);
+    ck_assert_int_eq(r.r, ROOST_SASL_SUCCESS);
+    roost_sasl_free(r.s);
+    /* A client whose server-first lost h= (tampering in transit) computes
+     * another AuthMessage: its proof fails. Simulated by the tweak that
+     * changes what the client signs. */
+    scram_run(&r, ROOST_SASL_SCRAM_SHA1, "n,,", "n=juliet,r=abcdef", "pw", &cred, TWEAK_PROOF);
+    expect_fail(r.s, r.r, "not-authorized");
+    roost_sasl_free(r.s);
+    memset(&run_cb, 0, sizeof(run_cb));
+    memset(&run_adv, 0, sizeof(run_adv));
+}
+END_TEST
+
+START_TEST(ssdp_errors)
+{
+    static const char *const many[ROOST_SASL_SSDP_MAX + 1] = {
+        "A", "B", "C", "D", "E", "F", "G", "H", "I", "J", "K", "L", "M", "N", "O", "P", "Q" };
+    static const char *const long_name[] = { "SCRAM-SHA-256-THIS-NAME-IS-WAY-TOO-LONG" };
+    static const char *const empty[] = { "" };
+    static const char *const ok[] = { "SCRAM-SHA-1" };
+    roost_sasl_t *s = roost_sasl_new(ROOST_SASL_SCRAM_SHA1, DOMAIN);
+    char out[64];
+
+    ck_assert_int_eq(roost_sasl_ssdp_hash(ROOST_HASH_SHA1, many, ROOST_SASL_SSDP_MAX + 1, NULL,
+                                          0, out, sizeof(out)), ROOST_EINVAL);
+    ck_assert_int_eq(roost_sasl_ssdp_hash(ROOST_HASH_SHA1, many, ROOST_SASL_SSDP_MAX, many,
+                                          ROOST_SASL_SSDP_MAX, out, sizeof(out)), 28);
+    ck_assert_int_eq(roost_sasl_ssdp_hash(ROOST_HASH_SHA1, long_name, 1, NULL, 0, out,
+                                          sizeof(out)), ROOST_EINVAL);
+    ck_assert_int_eq(roost_sasl_ssdp_hash(ROOST_HASH_SHA1, empty, 1, NULL, 0, out, sizeof(out)),
+                     ROOST_EINVAL);
+    ck_assert_int_eq(roost_sasl_ssdp_hash(ROOST_HASH_SHA1, ok, 1, NULL, 0, out, 28),
+                     ROOST_EINVAL);
+    ck_assert_int_eq(roost_sasl_set_advertised(s, long_name, 1, NULL, 0), ROOST_EINVAL);
+    ck_assert_int_eq(roost_sasl_set_advertised(s, ok, 1, NULL, 0), 0);
+    ck_assert_int_eq(roost_sasl_start(s, encs("n,,n=user,r=abc")), ROOST_SASL_NEED_CRED);
+    ck_assert_int_eq(roost_sasl_set_advertised(s, ok, 1, NULL, 0), ROOST_EINVAL);
+    roost_sasl_free(s);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("sasl");
@@ -898,6 +1025,10 @@ static Suite *suite(void)
     tcase_add_test(tc, plus_n_flag_under_tls);
     tcase_add_test(tc, plus_unknown_user_salt);
     tcase_add_test(tc, plus_set_channel_binding_errors);
+    tcase_add_test(tc, ssdp_xep_example);
+    tcase_add_test(tc, ssdp_without_channel_binding);
+    tcase_add_test(tc, ssdp_in_server_first);
+    tcase_add_test(tc, ssdp_errors);
     suite_add_tcase(s, tc);
     return s;
 }
