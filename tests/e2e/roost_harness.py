@@ -213,6 +213,8 @@ class Node:
         self.redis = redis
         self.port = free_port()
         self.admin_port = free_port()
+        while self.admin_port == self.port:     # the kernel may hand out one twice
+            self.admin_port = free_port()
         self.node_id = uniq("n")
         self.dir = tempfile.mkdtemp(prefix="roost-e2e-node.")
         self.logpath = os.path.join(self.dir, "node.log")
