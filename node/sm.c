@@ -471,6 +471,8 @@ typedef struct {
     unsigned max_s;
 } enable_req_t;
 
+static int sm_end_async(roost_c2s_t *s);
+
 static void on_record_updated(int status, void *data)
 {
     if (status != 0)
@@ -481,6 +483,11 @@ static void on_enabled(int status, void *data)
 {
     enable_req_t *q = data;
     roost_c2s_t *s = q->s;
+    if (s->gone && status == 0 && s->jid.full != NULL) {
+        /* The client left before the state was made: no one will ever
+         * detach it, so it must not stay (it would swallow stanzas). */
+        sm_end_async(s);
+    }
     if (!s->gone) {
         if (status != 0) {
             ROOST_WARN(s->id, "sm: enable failed: %s", roost_strerror(status));
@@ -673,6 +680,7 @@ static void resume_fail(resume_req_t *q, const char *cond, const uint64_t *h)
 }
 
 static int resume_get(resume_req_t *q);
+static void on_detached(int status, void *data);
 
 static void on_takeover(int status, const roost_sm_takeover_t *t, void *data)
 {
@@ -693,9 +701,19 @@ static void on_takeover(int status, const roost_sm_takeover_t *t, void *data)
                     NULL);
         return;
     }
-    /* The session is ours now, also if this client just left again: let
-     * the close path detach it. */
     roost_sm_t *sm = s->sm;
+    if (s->gone) {
+        /* Ours now, but the client already left again: detach it at
+         * once so that it waits for a resumption and then expires. */
+        roost_metric_inc(m_resumed_ok);
+        if (roost_store_sm_detach(srv->store, s->jid.bare, s->jid.resource, s->id, t->h_in,
+                                  on_detached, srv) == 0)
+            srv->pending_ops++;
+        sm->ended = 1;
+        resume_free(q);
+        roost_c2s_done(s);
+        return;
+    }
     roost_session_clear(&s->rec);
     s->rec = q->rec;
     memset(&q->rec, 0, sizeof(q->rec));
@@ -828,6 +846,12 @@ static int handle_resume(roost_c2s_t *s, const roost_xml_t *el)
     if ((s->sm = sm_new(s, 1, previd)) == NULL)
         goto fail_q;
     s->sm->resuming = 1;
+    roost_c2s_t *old = roost_map_get(s->srv->sessions, s->jid.full);
+    if (old != NULL && old != s) {
+        /* The same session on an older connection of this node: it goes
+         * quietly (replaced: no unavailable, no detach). */
+        roost_c2s_stream_error(old, "conflict", "the session was resumed on another connection");
+    }
     roost_map_put(s->srv->sessions, s->jid.full, s);
     if (resume_get(q) != 0) {
         resume_fail_ex(q, "internal-server-error", NULL, 1);
@@ -893,6 +917,25 @@ static void on_detached(int status, void *data)
     roost_server_check_idle(srv);
 }
 
+/* Deletes s's state (owned by s's connection), its queue going the
+ * undeliverable way. 0, or negative when it could not be asked. */
+static int sm_end_async(roost_c2s_t *s)
+{
+    roost_server_t *srv = s->srv;
+    end_req_t *q = calloc(1, sizeof(*q));
+    if (q != NULL && (q->bare = strdup(s->jid.bare)) != NULL) {
+        q->srv = srv;
+        if (roost_store_sm_end(srv->store, s->jid.bare, s->jid.resource, s->id, on_ended,
+                               q) == 0) {
+            srv->pending_ops++;
+            return 0;
+        }
+        free(q->bare);
+    }
+    free(q);
+    return ROOST_ENOMEM;
+}
+
 int roost_sm_on_close(roost_c2s_t *s)
 {
     roost_sm_t *sm = s->sm;
@@ -908,17 +951,7 @@ int roost_sm_on_close(roost_c2s_t *s)
     if (s->clean_close) {
         /* The client ended the stream: the session ends, and what it
          * never acknowledged is handled as undeliverable (XEP-0198 §5). */
-        end_req_t *q = calloc(1, sizeof(*q));
-        if (q != NULL && (q->bare = strdup(s->jid.bare)) != NULL) {
-            q->srv = srv;
-            if (roost_store_sm_end(srv->store, s->jid.bare, s->jid.resource, s->id, on_ended,
-                                   q) == 0) {
-                srv->pending_ops++;
-                return 0;
-            }
-            free(q->bare);
-        }
-        free(q);
+        sm_end_async(s);
         return 0;
     }
     if (roost_store_sm_detach(srv->store, s->jid.bare, s->jid.resource, s->id, sm->h_in,

@@ -67,12 +67,21 @@ def clean_environ():
     return {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
 
 
+_HANDED_OUT = set()
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A port nobody listens on, never one this process handed out before:
+    the kernel may offer a just-closed port again, and a node's c2s,
+    direct TLS and admin ports are picked one after the other."""
+    while True:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def uniq(prefix="u"):
@@ -213,8 +222,6 @@ class Node:
         self.redis = redis
         self.port = free_port()
         self.admin_port = free_port()
-        while self.admin_port == self.port:     # the kernel may hand out one twice
-            self.admin_port = free_port()
         self.node_id = uniq("n")
         self.dir = tempfile.mkdtemp(prefix="roost-e2e-node.")
         self.logpath = os.path.join(self.dir, "node.log")
