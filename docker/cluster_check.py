@@ -62,8 +62,10 @@ class Client(threading.Thread):
     def session(self, presence):
         while not STOP.is_set():
             try:
-                return connect(self.port, self.jid, self.password,
-                               "r%d" % self.reconnects, presence)
+                # The same resource every time, as a real client does: a
+                # drained node keeps that full JID's session for the grace
+                # window (issue 6), and the rebind gets what was queued.
+                return connect(self.port, self.jid, self.password, "r", presence)
             except (OSError, h.StreamClosed, TimeoutError, AssertionError) as e:
                 self.errors.append(repr(e)[:120])
                 time.sleep(0.3)
@@ -231,9 +233,7 @@ def main():
             % "; ".join(sorted({e for s in senders for e in s.errors})[:3]))
         return 1
     if lost:
-        log("FAIL: acknowledged messages were lost. Until stream management and drain "
-            "(issue 6) are in, a message routed to a session whose node is shutting down "
-            "can be dropped there.")
+        log("FAIL: acknowledged messages were lost")
         return 1
     if not restart_ok:
         log("FAIL: a node did not come back ready")
