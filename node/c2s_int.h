@@ -68,6 +68,14 @@ struct roost_c2s_s {
 /* Writes str as is (a nonza, or a stanza already counted). */
 int roost_c2s_write_raw(roost_c2s_t *s, const char *str, size_t len);
 
+/* node/c2s_auth.c: the negotiation. */
+int roost_c2s_tls_missing(const roost_c2s_t *s);    /* TLS required, not yet on */
+void roost_c2s_send_features(roost_c2s_t *s);       /* for the current state */
+void roost_c2s_start_tls(roost_c2s_t *s);           /* <starttls/> */
+/* A SASL element; takes nothing. 0, or ROOST_EAGAIN (an async step that
+ * ends with roost_c2s_done). */
+int roost_c2s_handle_sasl(roost_c2s_t *s, roost_xml_t *el);
+
 /* A resumption made s a bound, established session: timers restart. */
 void roost_c2s_resumed(roost_c2s_t *s);
 
