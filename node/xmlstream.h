@@ -58,6 +58,10 @@ int roost_xmlstream_paused(const roost_xmlstream_t *s);
  * call roost_xmlstream_pause there, then reset after feed returns. */
 int roost_xmlstream_reset(roost_xmlstream_t *s);
 
+/* 1 while the expat parser is released (idle between stanzas); the next
+ * feed creates a new one. For tests and memory accounting. */
+int roost_xmlstream_released(const roost_xmlstream_t *s);
+
 /* Changes the limits (e.g. larger stanzas once authenticated). */
 void roost_xmlstream_set_limits(roost_xmlstream_t *s, const roost_xmlstream_limits_t *limits);
 
