@@ -215,6 +215,19 @@ static int prep(int profile, const char *in, size_t len, char **out)
         rc = ROOST_EINVAL;
         goto fail_buf;
     }
+    /* The work buffer is ROOST_JID_PART_MAX + 1 bytes; a session keeps
+     * several prepared parts for its lifetime, so hand back a copy of the
+     * size it needs (a failed shrink keeps the big one). */
+    {
+        size_t n = strlen(buf) + 1;
+        char *small = n < cap ? malloc(n) : NULL;
+
+        if (small != NULL) {
+            memcpy(small, buf, n);
+            free(buf);
+            buf = small;
+        }
+    }
     *out = buf;
     return 0;
 
