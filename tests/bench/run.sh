@@ -2,7 +2,9 @@
 # `make bench`: a private redis-server and 2 roost-node processes on free
 # loopback ports, roost-bench's standard scenarios, one table; everything
 # started here is stopped on exit. Usage: tests/bench/run.sh [BUILD_DIR]
-# BENCH_SCENARIOS overrides the scenario list (see roost-bench --help).
+# BENCH_SCENARIOS overrides the scenario list (see roost-bench --help);
+# BENCH_NODE_WRAPPER runs each node under a profiler (e.g. "heaptrack -o
+# DIR/node"; CPU and RSS figures are then the wrapper's).
 set -eu
 
 BUILD_DIR=${1:-build}
@@ -91,7 +93,9 @@ redis:
 log:
   level: warn
 EOF
-    "$BIN/roost-node" -c "$RUN_DIR/node$n.yaml" </dev/null >"$RUN_DIR/node$n.log" 2>&1 &
+    # shellcheck disable=SC2086 # BENCH_NODE_WRAPPER is a command line
+    ${BENCH_NODE_WRAPPER:-} "$BIN/roost-node" -c "$RUN_DIR/node$n.yaml" </dev/null \
+        >"$RUN_DIR/node$n.log" 2>&1 &
     pid=$!
     node_pids="$node_pids $pid"
     ports="$ports $port"
