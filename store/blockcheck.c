@@ -53,14 +53,19 @@ void roost_store_blockcheck_cand_clear(roost_blockcheck_cand_t *c)
 }
 
 /* KEYS sender's list, recipient's list; ARGV nr, nr recipient candidates,
- * then the sender's candidates. SISMEMBER on an absent key is 0. */
+ * then the sender's candidates. Most users block nobody: one EXISTS over
+ * both keys answers that case alone; otherwise one SMISMEMBER per list
+ * (all zeros on an absent key), not one SISMEMBER per candidate. */
 static roost_lua_t lua_check = {
+    "if redis.call('EXISTS', KEYS[1], KEYS[2]) == 0 then return 0 end\n"
     "local nr = tonumber(ARGV[1])\n"
-    "for i = 2, nr + 1 do\n"
-    "  if redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 1 then return 1 end\n"
+    "local m = redis.call('SMISMEMBER', KEYS[1], unpack(ARGV, 2, nr + 1))\n"
+    "for i = 1, #m do\n"
+    "  if m[i] == 1 then return 1 end\n"
     "end\n"
-    "for i = nr + 2, #ARGV do\n"
-    "  if redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 1 then return 2 end\n"
+    "m = redis.call('SMISMEMBER', KEYS[2], unpack(ARGV, nr + 2, #ARGV))\n"
+    "for i = 1, #m do\n"
+    "  if m[i] == 1 then return 2 end\n"
     "end\n"
     "return 0\n",
     ""
