@@ -197,6 +197,40 @@ out:
     req_finish(req);
 }
 
+/* The recipient's whole session hash rather than its one field: the same
+ * reply gives the other resources that want a carbon copy, which would
+ * otherwise cost a second read (DESIGN §4, XEP-0280 §6). */
+static void on_full_sessions(int status, const roost_session_t *recs, size_t n, void *data)
+{
+    route_req_t *req = data;
+    roost_server_t *srv = req->srv;
+    const roost_xml_t *st = req->stanza;
+    const roost_session_t *rec = NULL;
+    size_t at = 0;
+
+    if (status != 0) {
+        on_full_session(status, NULL, req);
+        return;
+    }
+    for (size_t i = 0; i < n && rec == NULL; i++)
+        if (recs[i].resource != NULL && strcmp(recs[i].resource, req->to.resource) == 0) {
+            rec = &recs[i];
+            at = i;
+        }
+    if (rec == NULL || is_local(srv, rec)) {
+        /* No such resource (or a stale local record): the general path. */
+        on_full_session(0, rec, req);
+        return;
+    }
+    roost_buf_t b = ROOST_BUF_INIT;
+    if (roost_deliver_serialize(st, &b) == 0)
+        deliver(srv, req->to.bare, recs, &at, 1, b.data, b.len, st);
+    roost_buf_free(&b);
+    if (strcmp(st->name, "message") == 0 && roost_carbons_eligible(st))
+        roost_carbons_received_bare(srv, req->to.bare, recs, n, &at, 1, st);
+    req_finish(req);
+}
+
 static int route_full(route_req_t *req)
 {
     roost_server_t *srv = req->srv;
@@ -210,8 +244,7 @@ static int route_full(route_req_t *req)
         free(req);
         return 0;
     }
-    int rc = roost_store_session_get(srv->store, req->to.bare, req->to.resource,
-                                     on_full_session, req);
+    int rc = roost_store_session_list(srv->store, req->to.bare, on_full_sessions, req);
     if (rc != 0) {
         reply_error(req->from, req->stanza, req->to.full, "internal-server-error", NULL);
         roost_xml_free(req->stanza);
