@@ -18,6 +18,7 @@
 #include "tests/bench/bench.h"
 
 #define MAX_ROWS 32
+#define MAX_CMDS 48             /* distinct Redis commands tracked per sample */
 #define MAX_USERS 100000
 #define MAX_SOURCES 250
 #define DRAIN_MS 10000          /* wait for in-flight messages after sending stops */
@@ -51,6 +52,9 @@ typedef struct {
     uint64_t redis_ticks;
     uint64_t self_us;
     long long redis_calls;     /* commands executed, -1 unknown */
+    unsigned n_cmd;            /* per-command counts (cmdstat_<name>) */
+    char cmd[MAX_CMDS][32];
+    long long cmd_calls[MAX_CMDS];
 } cpu_t;
 
 static uint64_t proc_ticks(int pid)
@@ -88,13 +92,15 @@ static long proc_rss_kb(int pid)
     return kb;
 }
 
-static long long redis_calls(void);
+static long long redis_calls(cpu_t *c);
 
 /* CPU so far of the nodes, redis and this tool, and Redis' command count. */
 static cpu_t cpu_sample(void)
 {
-    cpu_t c = { 0, 0, 0, redis_calls() };
+    cpu_t c;
     struct rusage ru;
+    memset(&c, 0, sizeof(c));
+    c.redis_calls = redis_calls(&c);
     for (unsigned i = 0; i < opt.n_node_pids; i++)
         c.node_ticks += proc_ticks(opt.node_pids[i]);
     if (opt.redis_pid > 0)
@@ -185,6 +191,21 @@ static row_t *row_add(const char *name, uint64_t *lat, size_t n_lat, uint64_t op
      * connect: nothing else to correct. */
     if (ops > 0 && c0->redis_calls >= 0 && c1->redis_calls >= c0->redis_calls)
         r->rcmds = (double)(c1->redis_calls - c0->redis_calls) / (double)ops;
+    /* Which commands (scripts' inner calls included): on stderr, for the
+     * capacity model. */
+    if (ops > 0 && c1->n_cmd > 0) {
+        fprintf(stderr, "redis commands per op, %s:", name);
+        for (unsigned i = 0; i < c1->n_cmd; i++) {
+            long long before = 0;
+            for (unsigned j = 0; j < c0->n_cmd; j++)
+                if (strcmp(c0->cmd[j], c1->cmd[i]) == 0)
+                    before = c0->cmd_calls[j];
+            if (c1->cmd_calls[i] > before)
+                fprintf(stderr, " %s %.2f", c1->cmd[i],
+                        (double)(c1->cmd_calls[i] - before) / (double)ops);
+        }
+        fprintf(stderr, "\n");
+    }
     return r;
 }
 
@@ -304,7 +325,7 @@ static long long redis_used_memory(void)
 
 /* Commands Redis has executed (sum of commandstats calls, INFO and the
  * admin's own listing excluded), or -1. */
-static long long redis_calls(void)
+static long long redis_calls(cpu_t *out)
 {
     char *t = redis_info("commandstats");
     long long sum = 0;
@@ -314,7 +335,14 @@ static long long redis_calls(void)
         const char *c = strstr(line, ":calls=");
         if (strncmp(line, "cmdstat_", 8) != 0 || c == NULL || strncmp(line, "cmdstat_info:", 13) == 0)
             continue;
-        sum += strtoll(c + 7, NULL, 10);
+        long long v = strtoll(c + 7, NULL, 10);
+        sum += v;
+        size_t nl = (size_t)(c - line) - 8;
+        if (out->n_cmd < MAX_CMDS && nl < sizeof(out->cmd[0])) {
+            memcpy(out->cmd[out->n_cmd], line + 8, nl);
+            out->cmd[out->n_cmd][nl] = '\0';
+            out->cmd_calls[out->n_cmd++] = v;
+        }
     }
     free(t);
     return sum;
