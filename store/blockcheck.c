@@ -145,6 +145,53 @@ fail_rc:
     return rc;
 }
 
+static int list_has(const roost_store_blocklist_t *b, const roost_blockcheck_cand_t *c)
+{
+    for (size_t i = 0; i < b->n; i++)
+        for (size_t j = 0; j < c->n; j++)
+            if (strcmp(b->items[i], c->s[j]) == 0)
+                return 1;
+    return 0;
+}
+
+int roost_store_blockcheck_cached(roost_store_t *st, const roost_jid_t *sender,
+                                  const roost_jid_t *recipient, int *verdict)
+{
+    roost_blockcheck_cand_t rc_cand, sd_cand;
+    int hit = 0;
+
+    if (!st || !sender || !recipient || !sender->local || !recipient->local || !verdict)
+        return 0;
+    char *ks = roost_key_block(sender->bare), *kr = roost_key_block(recipient->bare);
+    if (!ks || !kr)
+        goto out;
+    const roost_store_blocklist_t *bs = roost_store_block_cached(st, ks);
+    const roost_store_blocklist_t *br = roost_store_block_cached(st, kr);
+    /* A miss starts a read for next time; this stanza takes the script. */
+    if (bs == NULL)
+        roost_store_block_fill(st, ks);
+    if (br == NULL)
+        roost_store_block_fill(st, kr);
+    if (bs == NULL || br == NULL || bs->big || br->big)
+        goto out;
+    if (roost_store_blockcheck_candidates(recipient, &rc_cand) < 0)
+        goto out;
+    if (roost_store_blockcheck_candidates(sender, &sd_cand) < 0) {
+        roost_store_blockcheck_cand_clear(&rc_cand);
+        goto out;
+    }
+    *verdict = list_has(bs, &rc_cand) ? ROOST_BLOCKCHECK_BY_SENDER
+             : list_has(br, &sd_cand) ? ROOST_BLOCKCHECK_BY_RECIPIENT
+                                      : ROOST_BLOCKCHECK_NONE;
+    hit = 1;
+    roost_store_blockcheck_cand_clear(&sd_cand);
+    roost_store_blockcheck_cand_clear(&rc_cand);
+out:
+    free(ks);
+    free(kr);
+    return hit;
+}
+
 /* ---- presence fan-out filter ---------------------------------------------- */
 
 #define FILTER_CHUNK 256

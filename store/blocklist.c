@@ -103,6 +103,8 @@ static roost_lua_t lua_add = {
     "end\n"
     "if redis.call('SCARD', KEYS[1]) + new > tonumber(ARGV[1]) then return -1 end\n"
     "for i = 2, #ARGV do redis.call('SADD', KEYS[1], ARGV[i]) end\n"
+    /* Nodes caching this list drop it (store/cache.h). */
+    "redis.call('PUBLISH', 'roost:inval', KEYS[1])\n"
     "return new\n",
     ""
 };
@@ -177,6 +179,13 @@ fail_key:
     return rc;
 }
 
+static void on_inval_published(int status, void *reply, void *data)
+{
+    (void)status;
+    (void)reply;
+    (void)data;
+}
+
 int roost_store_blocklist_remove(roost_store_t *st, const char *bare, const char *const *jids,
                                  size_t n, roost_store_status_cb cb, void *data)
 {
@@ -198,8 +207,14 @@ int roost_store_blocklist_remove(roost_store_t *st, const char *bare, const char
     }
     x->cb.status = cb;
     rc = roost_store_command(st, argc, a, al, on_status, x);
-    if (rc < 0)
+    if (rc < 0) {
         free(x);
+    } else {
+        /* After the write on the same link: nodes caching this list drop
+         * it (store/cache.h). A lost publish is bounded by the cache TTL. */
+        const char *pa[] = { "PUBLISH", ROOST_KEY_INVAL, key };
+        roost_store_command(st, 3, pa, NULL, on_inval_published, NULL);
+    }
 fail_argv:
     free(a);
     free(al);

@@ -88,6 +88,8 @@ static roost_lua_t reap_lua = {
     "      if node == ARGV[1] and ep then\n"
     "        if tonumber(ep) <= maxep then\n"
     "          redis.call('HDEL', k, r)\n"
+    /* Read caches (store/cache.h) drop this user's records. */
+    "          redis.call('PUBLISH', 'roost:inval', k)\n"
     "          out[#out + 1] = fj\n"
     "          out[#out + 1] = cur\n"
     "        else\n"

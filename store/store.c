@@ -8,9 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/time.h>
 
 #include "proto/roost.pb-c.h"
+#include "store/cache.h"
 #include "store/cluster.h"
 #include "store/error.h"
 #include "store/keys.h"
@@ -23,6 +25,8 @@
 #define LEASE_MS 10000     /* default first lease of roost:node:<id>; node/cluster.c renews */
 #define SCRIPT_ARGS_MAX 1100 /* keys + args of one script call (sessions_multi: 1024 keys) */
 #define ITER_MAX 10000000u /* refuse absurd stored SCRAM iteration counts */
+#define CACHE_MAX 65536    /* users whose session hash / block list a node caches */
+#define CACHE_TTL_MS 5000  /* bound on staleness from a writer that does not publish */
 
 typedef struct call_s call_t;
 typedef void (*call_fn)(call_t *c, int status, redisReply *r);
@@ -57,6 +61,8 @@ struct call_s {
     uint64_t epoch;              /* bind */
     char node_id[ROOST_NODE_ID_MAX + 1];
     char *resource;              /* bind, get */
+    char *cache_key;             /* list: the key whose reply may fill the cache */
+    uint64_t ticket;
 };
 
 /* One Redis connection. timer is the reconnect timer while ac is NULL and
@@ -93,7 +99,81 @@ struct roost_store_s {
     uv_timer_t deadline;
     call_t *head, *tail;
     char sha[ROOST_SCRIPT_COUNT][ROOST_SCRIPT_SHA_LEN + 1];
+    /* Read caches, live only while the sub link is subscribed to
+     * ROOST_KEY_INVAL: without it an invalidation could be missed. */
+    roost_cache_t *sess_cache;   /* roost:sess:{bare} -> sess_value_t */
+    roost_cache_t *block_cache;  /* roost:block:{bare} -> roost_store_blocklist_t */
+    int cache_live;
+    int in_sub;                  /* inside the sub link's reply processing */
+    int draining;                /* cache_sync is reading the sub link */
+    /* Route messages read by cache_sync, delivered from the loop in order. */
+    struct deferred_s *dq_head, *dq_tail;
+    uv_timer_t dq_timer;
 };
+
+typedef struct deferred_s {
+    struct deferred_s *next;
+    size_t len;
+    uint8_t bytes[];
+} deferred_t;
+
+typedef struct {
+    roost_session_t *recs;
+    size_t n;
+} sess_value_t;
+
+static void sess_value_free(void *v)
+{
+    sess_value_t *sv = v;
+    if (sv == NULL)
+        return;
+    for (size_t i = 0; i < sv->n; i++)
+        roost_session_clear(&sv->recs[i]);
+    free(sv->recs);
+    free(sv);
+}
+
+static void block_value_free(void *v)
+{
+    roost_store_blocklist_t *b = v;
+    if (b == NULL)
+        return;
+    for (size_t i = 0; i < b->n; i++)
+        free(b->items[i]);
+    free(b->items);
+    free(b);
+}
+
+static void cache_off(roost_store_t *st)
+{
+    st->cache_live = 0;
+    roost_cache_clear(st->sess_cache);
+    roost_cache_clear(st->block_cache);
+}
+
+/* A message on ROOST_KEY_INVAL: the name of a changed key, or "*". */
+static void cache_invalidate(roost_store_t *st, const char *key, size_t len)
+{
+    char buf[ROOST_STORE_INVAL_MAX + 1];
+    static const char sp[] = "roost:sess:", bp[] = "roost:block:";
+
+    if (len > ROOST_STORE_INVAL_MAX || (len == 1 && key[0] == '*')) {
+        roost_cache_clear(st->sess_cache);
+        roost_cache_clear(st->block_cache);
+        return;
+    }
+    memcpy(buf, key, len);
+    buf[len] = '\0';
+    if (len > sizeof(sp) - 1 && memcmp(buf, sp, sizeof(sp) - 1) == 0)
+        roost_cache_invalidate(st->sess_cache, buf);
+    else if (len > sizeof(bp) - 1 && memcmp(buf, bp, sizeof(bp) - 1) == 0)
+        roost_cache_invalidate(st->block_cache, buf);
+    else {
+        /* A key we do not know: whatever it was, be safe. */
+        roost_cache_clear(st->sess_cache);
+        roost_cache_clear(st->block_cache);
+    }
+}
 
 static void link_connect(link_t *l);
 
@@ -103,6 +183,7 @@ static void call_free(call_t *c)
 {
     free(c->argv);   /* argvlen and the copied bytes live in the same block */
     free(c->resource);
+    free(c->cache_key);
     free(c);
 }
 
@@ -308,6 +389,8 @@ static void link_lost(link_t *l)
     roost_store_t *st = l->st;
 
     l->ready = 0;
+    if (l->is_sub)
+        cache_off(st);     /* invalidations published from now on are missed */
     if (st->closing)
         return;
     uv_timer_start(&l->timer, on_link_timer, l->backoff, 0);
@@ -394,6 +477,77 @@ static void on_init_reply(redisAsyncContext *ac, void *reply, void *priv)
         link_ready(l);
 }
 
+/* ---- keeping the cache in step with the client sockets ---------------- *
+ * A writer publishes the invalidation inside its script, so Redis has sent
+ * it before anyone learns of the write; but this node may read a client's
+ * stanza (caused by that write, e.g. "carbons disabled" answered) before
+ * the sub link's bytes in the same loop turn. So a lookup first reads
+ * whatever already waits on the sub link. Route messages read that way are
+ * not delivered on the lookup's call stack but queued for the loop. */
+
+static void dq_flush(roost_store_t *st)
+{
+    while (st->dq_head != NULL) {
+        deferred_t *d = st->dq_head;
+        st->dq_head = d->next;
+        if (st->dq_head == NULL)
+            st->dq_tail = NULL;
+        if (!st->closing && st->msg_cb) {
+            st->in_sub = 1;
+            st->msg_cb(d->bytes, d->len, st->msg_data);
+            st->in_sub = 0;
+        }
+        free(d);
+    }
+}
+
+static void on_dq_timer(uv_timer_t *t)
+{
+    dq_flush(t->data);
+}
+
+static void defer_message(roost_store_t *st, const char *msg, size_t len)
+{
+    deferred_t *d = malloc(sizeof(*d) + (len ? len : 1));
+    if (d == NULL)
+        return;    /* as if pub/sub had lost it: the fast path is at-most-once */
+    d->next = NULL;
+    d->len = len;
+    memcpy(d->bytes, msg, len);
+    if (st->dq_tail)
+        st->dq_tail->next = d;
+    else
+        st->dq_head = d;
+    st->dq_tail = d;
+    uv_timer_start(&st->dq_timer, on_dq_timer, 0, 0);
+}
+
+/* 1 when the cache may answer now: live, and nothing unread waits on the
+ * sub link (read here if it does, a few times at most). */
+static int cache_sync(roost_store_t *st)
+{
+    redisAsyncContext *ac;
+    int fd;
+
+    if (!st->cache_live || st->draining || st->in_sub)
+        return st->cache_live && st->in_sub;
+    for (int i = 0; i < 4; i++) {
+        ac = st->sub.ac;
+        if (ac == NULL || !st->cache_live)
+            return 0;
+        fd = ac->c.fd;
+        struct pollfd p = { fd, POLLIN, 0 };
+        if (fd < 0 || poll(&p, 1, 0) < 0)
+            return 0;
+        if (!(p.revents & (POLLIN | POLLERR | POLLHUP)))
+            return st->cache_live;
+        st->draining = 1;
+        redisAsyncHandleRead(ac);
+        st->draining = 0;
+    }
+    return 0;
+}
+
 static void on_sub_message(redisAsyncContext *ac, void *reply, void *priv)
 {
     link_t *l = ac->data;
@@ -404,12 +558,30 @@ static void on_sub_message(redisAsyncContext *ac, void *reply, void *priv)
     redisReply *kind = r->element[0], *payload = r->element[2];
     if (kind->type != REDIS_REPLY_STRING)
         return;
+    redisReply *chan = r->element[1];
+    int inval = chan->type == REDIS_REPLY_STRING && chan->len == sizeof(ROOST_KEY_INVAL) - 1 &&
+                memcmp(chan->str, ROOST_KEY_INVAL, chan->len) == 0;
     if (kind->len == 9 && memcmp(kind->str, "subscribe", 9) == 0) {
-        if (!l->ready)
+        if (inval) {
+            /* Whatever was cached before may have missed invalidations. */
+            cache_off(l->st);
+            l->st->cache_live = 1;
+        } else if (!l->ready) {
             link_ready(l);
+        }
     } else if (kind->len == 7 && memcmp(kind->str, "message", 7) == 0
-               && payload->type == REDIS_REPLY_STRING && l->st->msg_cb) {
-        l->st->msg_cb((const uint8_t *)payload->str, payload->len, l->st->msg_data);
+               && payload->type == REDIS_REPLY_STRING) {
+        roost_store_t *st = l->st;
+        if (inval) {
+            cache_invalidate(st, payload->str, payload->len);
+        } else if (st->draining) {
+            defer_message(st, payload->str, payload->len);
+        } else if (st->msg_cb) {
+            dq_flush(st);          /* what cache_sync read comes first */
+            st->in_sub = 1;
+            st->msg_cb((const uint8_t *)payload->str, payload->len, st->msg_data);
+            st->in_sub = 0;
+        }
     }
 }
 
@@ -505,8 +677,8 @@ static void link_connect(link_t *l)
         l->init_left++;
     }
     if (l->is_sub) {
-        const char *argv[2] = { "SUBSCRIBE", st->channel };
-        redisAsyncCommandArgv(ac, on_sub_message, NULL, 2, argv, NULL);
+        const char *argv[3] = { "SUBSCRIBE", st->channel, ROOST_KEY_INVAL };
+        redisAsyncCommandArgv(ac, on_sub_message, NULL, 3, argv, NULL);
     } else {
         if (st->db > 0) {
             redisAsyncCommand(ac, on_init_reply, (void *)0, "SELECT %d", st->db);
@@ -536,6 +708,13 @@ static void on_handle_closed(uv_handle_t *h)
     free(st->host);
     free(st->password);
     free(st->channel);
+    roost_cache_free(st->sess_cache);
+    roost_cache_free(st->block_cache);
+    while (st->dq_head != NULL) {
+        deferred_t *d = st->dq_head;
+        st->dq_head = d->next;
+        free(d);
+    }
     free(st);
 }
 
@@ -569,11 +748,16 @@ roost_store_t *roost_store_new(uv_loop_t *loop, const roost_store_opts_t *opts,
         strcpy(st->node_id, opts->node_id);
     st->state_cb = state_cb;
     st->state_data = data;
+    /* Without memory for them the caches stay NULL: every lookup misses. */
+    st->sess_cache = roost_cache_new(CACHE_MAX, CACHE_TTL_MS, sess_value_free);
+    st->block_cache = roost_cache_new(CACHE_MAX, CACHE_TTL_MS, block_value_free);
     for (int i = 0; i < ROOST_SCRIPT_COUNT; i++)
         roost_script_sha((roost_script_id_t)i, st->sha[i]);
 
     uv_timer_init(loop, &st->deadline);
     st->deadline.data = st;
+    uv_timer_init(loop, &st->dq_timer);
+    st->dq_timer.data = st;
     link_t *links[2] = { &st->cmd, &st->sub };
     for (int i = 0; i < 2; i++) {
         links[i]->st = st;
@@ -582,7 +766,7 @@ roost_store_t *roost_store_new(uv_loop_t *loop, const roost_store_opts_t *opts,
         uv_timer_init(loop, &links[i]->timer);
         links[i]->timer.data = st;
     }
-    st->open_handles = 3;
+    st->open_handles = 4;
     link_connect(&st->cmd);
     return st;
 
@@ -616,6 +800,7 @@ void roost_store_free(roost_store_t *st)
     link_close(&st->cmd);
     link_close(&st->sub);
     uv_close((uv_handle_t *)&st->deadline, on_handle_closed);
+    uv_close((uv_handle_t *)&st->dq_timer, on_handle_closed);
 }
 
 int roost_store_connected(const roost_store_t *st)
@@ -681,6 +866,72 @@ int roost_store_eval(roost_store_t *st, roost_lua_t *script, int nkeys, int n,
     c->cb.reply = cb;
     c->script_text = script->text;
     return script_send_sha(st, c, script->sha, nkeys, n, a, al);
+}
+
+/* ---- block-list cache (store_int.h) ---------------------------------- */
+
+#define BLOCK_CACHE_ITEMS 64    /* longer lists are not cached: the script checks them */
+
+const roost_store_blocklist_t *roost_store_block_cached(roost_store_t *st, const char *key)
+{
+    if (st == NULL || !cache_sync(st))
+        return NULL;
+    return roost_cache_get(st->block_cache, key, uv_now(st->loop));
+}
+
+typedef struct {
+    roost_store_t *st;
+    uint64_t ticket;
+    char key[];
+} block_fill_t;
+
+static void on_block_fill(int status, void *reply, void *data)
+{
+    block_fill_t *f = data;
+    redisReply *r = reply;
+    roost_store_t *st = f->st;
+    roost_store_blocklist_t *b = NULL;
+
+    if (status != 0 || r == NULL || r->type != REDIS_REPLY_ARRAY || !st->cache_live)
+        goto out;
+    if ((b = calloc(1, sizeof(*b))) == NULL)
+        goto out;
+    if (r->elements > BLOCK_CACHE_ITEMS) {
+        b->big = 1;               /* remembered as "ask the script" */
+    } else if (r->elements > 0) {
+        if ((b->items = calloc(r->elements, sizeof(*b->items))) == NULL)
+            goto fail_b;
+        for (size_t i = 0; i < r->elements; i++) {
+            const redisReply *e = r->element[i];
+            if (e->type != REDIS_REPLY_STRING || strlen(e->str) != e->len ||
+                (b->items[b->n] = strdup(e->str)) == NULL)
+                goto fail_b;
+            b->n++;
+        }
+    }
+    roost_cache_put(st->block_cache, f->key, f->ticket, uv_now(st->loop), b);
+    goto out;
+fail_b:
+    block_value_free(b);
+out:
+    free(f);
+}
+
+void roost_store_block_fill(roost_store_t *st, const char *key)
+{
+    size_t kl = key != NULL ? strlen(key) : 0;
+    block_fill_t *f;
+
+    if (st == NULL || !st->cache_live || kl == 0 || kl > ROOST_STORE_INVAL_MAX)
+        return;
+    if ((f = malloc(sizeof(*f) + kl + 1)) == NULL)
+        return;
+    f->st = st;
+    f->ticket = roost_cache_ticket(st->block_cache, key);
+    memcpy(f->key, key, kl + 1);
+    const char *argv[] = { "SMEMBERS", key };
+    if (roost_store_command(st, 2, argv, NULL, on_block_fill, f) < 0)
+        free(f);
 }
 
 uint64_t roost_store_now_ms(void)
@@ -1024,6 +1275,60 @@ fail_sess:
     return rc;
 }
 
+/* Stores a copy of a user's records (n may be 0: no session is worth
+ * caching too). */
+static void cache_put_sessions(roost_store_t *st, const char *key, uint64_t ticket,
+                               const roost_session_t *recs, size_t n)
+{
+    sess_value_t *sv = calloc(1, sizeof(*sv));
+    if (sv == NULL)
+        return;
+    if (n > 0 && (sv->recs = calloc(n, sizeof(*sv->recs))) == NULL) {
+        free(sv);
+        return;
+    }
+    for (; sv->n < n; sv->n++)
+        if (roost_session_copy(&sv->recs[sv->n], &recs[sv->n]) < 0) {
+            sess_value_free(sv);
+            return;
+        }
+    roost_cache_put(st->sess_cache, key, ticket, uv_now(st->loop), sv);
+}
+
+int roost_store_sessions_cached(roost_store_t *st, const char *bare, const roost_session_t **recs,
+                                size_t *n)
+{
+    char key[sizeof(ROOST_KEY_SESS_PREFIX) + ROOST_STORE_BARE_MAX + sizeof(ROOST_KEY_SESS_SUFFIX)];
+    size_t bl = bare != NULL ? strlen(bare) : 0;
+
+    if (st == NULL || bl == 0 || bl > ROOST_STORE_BARE_MAX || !cache_sync(st))
+        return 0;
+    snprintf(key, sizeof(key), ROOST_KEY_SESS_PREFIX "%s" ROOST_KEY_SESS_SUFFIX, bare);
+    sess_value_t *sv = roost_cache_get(st->sess_cache, key, uv_now(st->loop));
+    if (sv == NULL)
+        return 0;
+    *recs = sv->recs;
+    *n = sv->n;
+    return 1;
+}
+
+int roost_store_cache_live(const roost_store_t *st)
+{
+    return st != NULL && st->cache_live;
+}
+
+void roost_store_cache_forget(roost_store_t *st, const char *bare)
+{
+    char *k = bare != NULL ? roost_key_sess(bare) : NULL;
+    if (st == NULL)
+        return;
+    if (k != NULL)
+        roost_cache_invalidate(st->sess_cache, k);
+    else
+        roost_cache_clear(st->sess_cache);
+    free(k);
+}
+
 static void h_sessions(call_t *c, int status, redisReply *r)
 {
     int rc = roost_reply_rc(status, r);
@@ -1036,6 +1341,8 @@ static void h_sessions(call_t *c, int status, redisReply *r)
         rc = ROOST_ENOMEM;
     if (rc == 0 && recs)
         n = roost_reply_sessions(r, recs);
+    if (rc == 0 && c->cache_key != NULL && c->st->cache_live)
+        cache_put_sessions(c->st, c->cache_key, c->ticket, recs, n);
     c->cb.sessions(rc, rc == 0 ? recs : NULL, rc == 0 ? n : 0, c->data);
     for (size_t i = 0; i < n; i++)
         roost_session_clear(&recs[i]);
@@ -1060,6 +1367,10 @@ int roost_store_session_list(roost_store_t *st, const char *bare,
         return ROOST_ENOMEM;
     }
     c->cb.sessions = cb;
+    if (st->cache_live) {
+        c->ticket = roost_cache_ticket(st->sess_cache, sess);
+        c->cache_key = strdup(sess);      /* no copy: simply not cached */
+    }
     const char *argv[] = { "HGETALL", sess };
     rc = call_send(st, c, 2, argv, NULL);
     free(sess);

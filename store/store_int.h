@@ -21,6 +21,13 @@ typedef struct {
 int roost_store_eval(roost_store_t *st, roost_lua_t *script, int nkeys, int n,
                      const char **a, const size_t *al, roost_store_reply_cb cb, void *data);
 
+/* The cached block list stored under key (roost:block:{bare}), or NULL
+ * when not cached or the cache is not live. Borrowed until control returns
+ * to the loop. */
+const roost_store_blocklist_t *roost_store_block_cached(roost_store_t *st, const char *key);
+/* Reads key's list in the background into the cache (nothing on failure). */
+void roost_store_block_fill(roost_store_t *st, const char *key);
+
 /* Wall-clock unix milliseconds. */
 uint64_t roost_store_now_ms(void);
 
