@@ -1,9 +1,12 @@
 /* The XML stream parser: drives expat in namespace mode over a byte stream,
  * turns depth-2 elements into stanza trees, and enforces RFC 6120's
  * restricted XML and our size/depth/attribute bounds. Between stanzas the
- * expat parser (about 10 KiB once used) is freed; the next bytes get a fresh
- * one, first fed the stream's own start tag again so that the namespace
- * context of the header (prefixes, default namespace) is the same. */
+ * expat parser (about 10 KiB once used) is parked; the least recently used
+ * parked parsers beyond a small process-wide number are freed, and such a
+ * stream's next bytes get a fresh parser, first fed the stream's own start
+ * tag again so that the namespace context of the header (prefixes, default
+ * namespace) is the same. Idle connections so cost no parser, and busy ones
+ * do not pay a parser per stanza. */
 #include "node/xmlstream.h"
 
 #include <expat.h>
@@ -60,7 +63,31 @@ struct roost_xmlstream_s {
     unsigned failed : 1;     /* on_error ran */
     unsigned closed : 1;     /* on_close ran */
     unsigned priming : 1;    /* replaying hdr into a fresh parser: no callbacks */
+    unsigned parked : 1;     /* idle with a parser, on the park list */
+    roost_xmlstream_t *park_prev, *park_next;
 };
+
+/* Idle streams still holding a parser, oldest first. Process-wide: a node
+ * is one single-threaded loop (DESIGN §8). */
+static roost_xmlstream_t *park_head, *park_tail;
+static size_t park_n, park_max = ROOST_XMLSTREAM_PARK_DEFAULT;
+
+static void unpark(roost_xmlstream_t *s)
+{
+    if (!s->parked)
+        return;
+    if (s->park_prev)
+        s->park_prev->park_next = s->park_next;
+    else
+        park_head = s->park_next;
+    if (s->park_next)
+        s->park_next->park_prev = s->park_prev;
+    else
+        park_tail = s->park_prev;
+    s->park_prev = s->park_next = NULL;
+    s->parked = 0;
+    park_n--;
+}
 
 /* expat's byte index of the current event as a stream offset, or -1. */
 static long long cur_index(const roost_xmlstream_t *s)
@@ -494,6 +521,7 @@ void roost_xmlstream_free(roost_xmlstream_t *s)
 {
     if (s == NULL)
         return;
+    unpark(s);
     if (s->p != NULL)
         XML_ParserFree(s->p);
     drop_stanza(s);
@@ -502,17 +530,43 @@ void roost_xmlstream_free(roost_xmlstream_t *s)
     free(s);
 }
 
+static void release(roost_xmlstream_t *s)
+{
+    unpark(s);
+    XML_ParserFree(s->p);
+    s->p = NULL;
+    roost_buf_free(&s->text);
+}
+
 /* Between stanzas, with every byte fed so far reported by an event (so
  * expat holds no partial token) and nothing kept or paused, the parser
- * carries no state but the header's namespace context: free it. */
+ * carries no state but the header's namespace context: park it, and free
+ * the parsers of the streams idle longest beyond park_max. */
 static void maybe_release(roost_xmlstream_t *s)
 {
     if (s->p == NULL || s->hdr == NULL || s->in_parse || s->paused || dead(s) ||
         s->depth != 1 || s->stanza != NULL || s->keep != NULL || s->mark != s->fed)
         return;
-    XML_ParserFree(s->p);
-    s->p = NULL;
-    roost_buf_free(&s->text);
+    if (!s->parked) {
+        s->parked = 1;
+        s->park_prev = park_tail;
+        s->park_next = NULL;
+        if (park_tail)
+            park_tail->park_next = s;
+        else
+            park_head = s;
+        park_tail = s;
+        park_n++;
+    }
+    while (park_n > park_max && park_head != NULL)
+        release(park_head);
+}
+
+void roost_xmlstream_set_park_max(size_t n)
+{
+    park_max = n;
+    while (park_n > park_max && park_head != NULL)
+        release(park_head);
 }
 
 /* A fresh parser in the state the released one had: the stream's start tag
@@ -645,6 +699,7 @@ static int run(roost_xmlstream_t *s, const char *buf, size_t len)
     enum XML_Status st;
     int rc;
 
+    unpark(s);               /* busy again: its parser is no longer idle */
     if (s->p == NULL && len > 0 && (rc = reprime(s)) < 0) {
         fail(s, "internal-server-error", rc == ROOST_ENOMEM ? "out of memory"
                                                             : "stream state lost");
@@ -748,6 +803,7 @@ int roost_xmlstream_reset(roost_xmlstream_t *s)
     p = parser_new(s);
     if (p == NULL)
         return ROOST_ENOMEM;
+    unpark(s);
     if (s->p != NULL)
         XML_ParserFree(s->p);
     s->p = p;

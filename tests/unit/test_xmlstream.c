@@ -246,6 +246,7 @@ START_TEST(test_release_keeps_namespace_context)
         " xmlns='jabber:client' xmlns:x='urn:x' to='example.com' version='1.0'>";
     rec_t r;
 
+    roost_xmlstream_set_park_max(0);       /* release at once */
     rec_init(&r, NULL);
     ck_assert_int_eq(roost_xmlstream_feed(r.s, hdr, strlen(hdr)), 0);
     ck_assert_int_eq(r.opens, 1);
@@ -284,6 +285,7 @@ START_TEST(test_release_errors)
     };
     size_t i;
 
+    roost_xmlstream_set_park_max(0);
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         rec_t r;
 
@@ -306,6 +308,7 @@ START_TEST(test_every_double_split_point)
     size_t len = strlen(doc), i, j;
     int released = 0;
 
+    roost_xmlstream_set_park_max(0);
     for (i = 0; i <= len; i++) {
         for (j = i; j <= len; j += (j - i) % 7 == 0 ? 1 : 6) {
             rec_t r;
@@ -322,6 +325,37 @@ START_TEST(test_every_double_split_point)
         }
     }
     ck_assert_int_gt(released, 0);
+}
+END_TEST
+
+/* Idle streams keep their parser up to the park limit; the ones idle
+ * longest lose it first, and a busy stream moves to the back. */
+START_TEST(test_park_lru)
+{
+    rec_t r[3];
+    int i;
+
+    roost_xmlstream_set_park_max(2);
+    for (i = 0; i < 3; i++) {
+        rec_init(&r[i], NULL);
+        ck_assert_int_eq(roost_xmlstream_feed(r[i].s, HEADER, strlen(HEADER)), 0);
+    }
+    ck_assert_int_eq(roost_xmlstream_released(r[0].s), 1);
+    ck_assert_int_eq(roost_xmlstream_released(r[1].s), 0);
+    ck_assert_int_eq(roost_xmlstream_released(r[2].s), 0);
+    /* r[1] is busy again, then idle: r[2] is now the oldest. */
+    ck_assert_int_eq(roost_xmlstream_feed(r[1].s, "<presence/>", 11), 0);
+    ck_assert_int_eq(roost_xmlstream_feed(r[0].s, "<presence/>", 11), 0);
+    ck_assert_int_eq(roost_xmlstream_released(r[2].s), 1);
+    ck_assert_int_eq(roost_xmlstream_released(r[1].s), 0);
+    ck_assert_int_eq(roost_xmlstream_released(r[0].s), 0);
+    /* Freeing a parked stream takes it off the list. */
+    rec_done(&r[1]);
+    roost_xmlstream_set_park_max(0);
+    ck_assert_int_eq(roost_xmlstream_released(r[0].s), 1);
+    ck_assert_int_eq(r[0].stanzas, 1);
+    rec_done(&r[0]);
+    rec_done(&r[2]);
 }
 END_TEST
 
@@ -868,6 +902,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_release_keeps_namespace_context);
     tcase_add_test(tc, test_release_errors);
     tcase_add_test(tc, test_every_double_split_point);
+    tcase_add_test(tc, test_park_lru);
     tcase_add_test(tc, test_pause_resume);
     tcase_add_test(tc, test_pause_every_stanza_chunked);
     tcase_add_test(tc, test_random_feeds_and_pauses);
