@@ -172,6 +172,7 @@ static void on_fan_sessions(int status, const roost_session_t *recs, size_t n, v
     else
         ROOST_WARN(0, "carbons: session read for %s failed: %s", q->bare, roost_strerror(status));
     fan_free(q);
+    roost_router_async_release();
     srv->pending_ops--;
     roost_server_check_idle(srv);
 }
@@ -185,7 +186,7 @@ static void carbons_fan(roost_server_t *srv, const char *bare, const char *excep
     size_t n;
     fan_t *q;
 
-    if (roost_store_sessions_cached(srv->store, bare, &recs, &n)) {
+    if (!roost_router_async_pending() && roost_store_sessions_cached(srv->store, bare, &recs, &n)) {
         carbons_to(srv, bare, recs, n, except_full, msg, sent);
         return;
     }
@@ -204,6 +205,7 @@ static void carbons_fan(roost_server_t *srv, const char *bare, const char *excep
         return;
     }
     srv->pending_ops++;          /* released in on_fan_sessions */
+    roost_router_async_hold();
 }
 
 void roost_carbons_sent(roost_server_t *srv, const char *sender_full, const char *sender_bare,

@@ -270,7 +270,8 @@ static int route_full(route_req_t *req)
      * now, without a round trip (store.h explains how it stays correct). */
     const roost_session_t *recs;
     size_t n;
-    if (roost_store_sessions_cached(srv->store, req->to.bare, &recs, &n) &&
+    if (!roost_router_async_pending() &&
+        roost_store_sessions_cached(srv->store, req->to.bare, &recs, &n) &&
         full_from_records(req, recs, n))
         return 0;
     int rc = roost_store_session_list(srv->store, req->to.bare, on_full_sessions, req);
@@ -541,7 +542,8 @@ int roost_router_from_client(roost_server_t *srv, roost_c2s_t *from, roost_xml_t
     if (strcmp(req->to.bare, me->bare) != 0) {
         int verdict;
         /* Both block lists in the node's cache: decided here and now. */
-        if (roost_store_blockcheck_cached(srv->store, me, &req->to, &verdict))
+        if (!roost_router_async_pending() &&
+            roost_store_blockcheck_cached(srv->store, me, &req->to, &verdict))
             return after_block_check(req, 0, verdict == ROOST_BLOCKCHECK_BY_SENDER
                                                  ? ROOST_BLOCK_BY_SENDER
                                              : verdict == ROOST_BLOCKCHECK_BY_RECIPIENT

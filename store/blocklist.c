@@ -103,8 +103,6 @@ static roost_lua_t lua_add = {
     "end\n"
     "if redis.call('SCARD', KEYS[1]) + new > tonumber(ARGV[1]) then return -1 end\n"
     "for i = 2, #ARGV do redis.call('SADD', KEYS[1], ARGV[i]) end\n"
-    /* Nodes caching this list drop it (store/cache.h). */
-    "redis.call('PUBLISH', 'roost:inval', KEYS[1])\n"
     "return new\n",
     ""
 };
@@ -168,7 +166,7 @@ int roost_store_blocklist_add(roost_store_t *st, const char *bare, const char *c
         goto fail_argv;
     }
     x->cb.status = cb;
-    rc = roost_store_eval(st, &lua_add, 1, argc, a, al, on_status, x);
+    rc = roost_store_eval_inval(st, &lua_add, 1, argc, a, al, key, on_status, x);
     if (rc < 0)
         free(x);
 fail_argv:
@@ -177,13 +175,6 @@ fail_argv:
 fail_key:
     free(key);
     return rc;
-}
-
-static void on_inval_published(int status, void *reply, void *data)
-{
-    (void)status;
-    (void)reply;
-    (void)data;
 }
 
 int roost_store_blocklist_remove(roost_store_t *st, const char *bare, const char *const *jids,
@@ -206,15 +197,9 @@ int roost_store_blocklist_remove(roost_store_t *st, const char *bare, const char
         goto fail_argv;
     }
     x->cb.status = cb;
-    rc = roost_store_command(st, argc, a, al, on_status, x);
-    if (rc < 0) {
+    rc = roost_store_command_inval(st, argc, a, al, key, on_status, x);
+    if (rc < 0)
         free(x);
-    } else {
-        /* After the write on the same link: nodes caching this list drop
-         * it (store/cache.h). A lost publish is bounded by the cache TTL. */
-        const char *pa[] = { "PUBLISH", ROOST_KEY_INVAL, key };
-        roost_store_command(st, 3, pa, NULL, on_inval_published, NULL);
-    }
 fail_argv:
     free(a);
     free(al);

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GEN_SLOTS 1024u     /* ticket granularity: keys sharing a slot share staleness */
+#define GEN_SLOTS 16384u    /* ticket granularity: keys sharing a slot share staleness */
 
 typedef struct entry_s {
     struct entry_s *chain;           /* bucket */

@@ -7,8 +7,9 @@
 #define ROOST_KEY_NODES   "roost:nodes"    /* zset node id -> ms heartbeat */
 #define ROOST_KEY_DOMAINS "roost:domains"  /* set of domains with accounts */
 /* Channel every node subscribes to: a writer of a cached key (a session
- * hash, a block list) publishes the key's name there after the write, or
- * ROOST_INVAL_ALL when it changed many (store/cache.h). */
+ * hash, a block list) publishes the key's name there after the write
+ * ("key" or "key|node:seq", the writer's token), or ROOST_INVAL_ALL when it
+ * changed many (store/cache.h). */
 #define ROOST_KEY_INVAL   "roost:inval"
 #define ROOST_INVAL_ALL   "*"
 

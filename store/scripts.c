@@ -21,10 +21,9 @@
     "  return -2\n" \
     "end\n"
 
-/* Read caches on every node (store/cache.h) drop a key when its name is
- * published here; published inside the script, so no reader can see the
- * new value before the invalidation is on its way. */
-#define INVAL(KEY_I) "redis.call('PUBLISH', 'roost:inval', KEYS[" KEY_I "])\n"
+/* The session writes below are followed by a PUBLISH on roost:inval from
+ * the writer (store.c, write_inval), which read caches on every node
+ * (store/cache.h) use to drop the key. */
 
 static const char bind_lua[] =
     FENCE("3", "5")
@@ -38,7 +37,6 @@ static const char bind_lua[] =
      * removed here: its key is not declared. That node drops the entry when
      * it unbinds the kicked session, and node cleanup checks ownership. */
     "redis.call('SADD', KEYS[2], ARGV[4])\n"
-    INVAL("1")
     "return cur\n";
 
 static const char update_lua[] =
@@ -48,7 +46,6 @@ static const char update_lua[] =
     "local _, _, ep, conn, node = string.match(cur, " HDR_PATTERN ")\n"
     "if node ~= ARGV[2] or ep ~= ARGV[3] or conn ~= ARGV[4] then return 0 end\n"
     "redis.call('HSET', KEYS[1], ARGV[1], ARGV[5])\n"
-    INVAL("1")
     "return 1\n";
 
 static const char unbind_lua[] =
@@ -58,7 +55,6 @@ static const char unbind_lua[] =
     "  if node == ARGV[2] and ep == ARGV[3] and conn == ARGV[4] then\n"
     "    redis.call('HDEL', KEYS[1], ARGV[1])\n"
     "    redis.call('SREM', KEYS[2], ARGV[5])\n"
-    INVAL("1")
     "    return 1\n"
     "  end\n"
     /* A newer session of this node holds the same full JID: keep its

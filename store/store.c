@@ -61,8 +61,14 @@ struct call_s {
     uint64_t epoch;              /* bind */
     char node_id[ROOST_NODE_ID_MAX + 1];
     char *resource;              /* bind, get */
-    char *cache_key;             /* list: the key whose reply may fill the cache */
+    char *cache_key;             /* list: the key whose reply may fill the cache;
+                                  * a write: the key whose invalidation it awaits */
     uint64_t ticket;
+    int wait_inval;              /* a write: answer only once our sub link saw its
+                                  * invalidation (see park_reply) */
+    int inval_seen;              /* ... which arrived before the reply */
+    redisReply *saved;           /* parked: a copy of the reply */
+    uint64_t park_deadline;
 };
 
 /* One Redis connection. timer is the reconnect timer while ac is NULL and
@@ -109,6 +115,9 @@ struct roost_store_s {
     /* Route messages read by cache_sync, delivered from the loop in order. */
     struct deferred_s *dq_head, *dq_tail;
     uv_timer_t dq_timer;
+    /* Writes whose reply came before their invalidation (prev/next). */
+    call_t *park_head, *park_tail;
+    uv_timer_t park_timer;
 };
 
 typedef struct deferred_s {
@@ -144,11 +153,15 @@ static void block_value_free(void *v)
     free(b);
 }
 
+static void park_release(roost_store_t *st, const char *key);
+static void inval_seen(roost_store_t *st, const char *payload);
+
 static void cache_off(roost_store_t *st)
 {
     st->cache_live = 0;
     roost_cache_clear(st->sess_cache);
     roost_cache_clear(st->block_cache);
+    park_release(st, NULL);
 }
 
 /* A message on ROOST_KEY_INVAL: the name of a changed key, or "*". */
@@ -160,10 +173,18 @@ static void cache_invalidate(roost_store_t *st, const char *key, size_t len)
     if (len > ROOST_STORE_INVAL_MAX || (len == 1 && key[0] == '*')) {
         roost_cache_clear(st->sess_cache);
         roost_cache_clear(st->block_cache);
+        park_release(st, NULL);
         return;
     }
     memcpy(buf, key, len);
     buf[len] = '\0';
+    /* "key|node:seq": the writer's token after the key (write_inval). */
+    char *bar = strchr(buf, '|');
+    if (bar != NULL) {
+        inval_seen(st, buf);
+        *bar = '\0';
+        len = (size_t)(bar - buf);
+    }
     if (len > sizeof(sp) - 1 && memcmp(buf, sp, sizeof(sp) - 1) == 0)
         roost_cache_invalidate(st->sess_cache, buf);
     else if (len > sizeof(bp) - 1 && memcmp(buf, bp, sizeof(bp) - 1) == 0)
@@ -179,11 +200,20 @@ static void link_connect(link_t *l);
 
 /* ---- pending calls and deadlines ------------------------------------- */
 
+static void reply_free(redisReply *r)
+{
+    if (r != NULL) {
+        free(r->str);
+        free(r);
+    }
+}
+
 static void call_free(call_t *c)
 {
     free(c->argv);   /* argvlen and the copied bytes live in the same block */
     free(c->resource);
     free(c->cache_key);
+    reply_free(c->saved);
     free(c);
 }
 
@@ -227,6 +257,174 @@ static int is_noscript(const redisReply *r)
     return r->type == REDIS_REPLY_ERROR && r->len >= 8 && memcmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
+/* ---- writes answered after their invalidation ------------------------ *
+ * Redis hands a script's reply to the writer before (often well before)
+ * the invalidation it published reaches the subscribers. Were the writer
+ * to answer its client at once, that client could make another node read
+ * its cache before the invalidation arrived there (e.g. a message right
+ * after "carbons disabled"). So a write's callback waits until this node's
+ * own sub link has the invalidation: Redis wrote it to every subscriber in
+ * the same pass, so the other nodes have it too. At most PARK_MS. */
+
+#define PARK_MS 50
+
+static int usable(const roost_store_t *st);
+static call_t *call_new(roost_store_t *st, call_fn fn, void *data);
+static int call_send(roost_store_t *st, call_t *c, int argc, const char **argv,
+                     const size_t *argvlen);
+
+/* A copy of a scalar reply (our writes answer nil, integers or strings). */
+static redisReply *reply_copy(const redisReply *r)
+{
+    redisReply *c;
+
+    if (r->type == REDIS_REPLY_ARRAY)
+        return NULL;
+    if ((c = calloc(1, sizeof(*c))) == NULL)
+        return NULL;
+    c->type = r->type;
+    c->integer = r->integer;
+    if (r->str != NULL) {
+        if ((c->str = malloc(r->len + 1)) == NULL) {
+            free(c);
+            return NULL;
+        }
+        memcpy(c->str, r->str, r->len);
+        c->str[r->len] = '\0';
+        c->len = r->len;
+    }
+    return c;
+}
+
+static void park_unlink(roost_store_t *st, call_t *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        st->park_head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        st->park_tail = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void park_finish(roost_store_t *st, call_t *c)
+{
+    park_unlink(st, c);
+    c->done = 1;
+    c->fn(c, 0, c->saved);
+    call_free(c);
+}
+
+/* Answers the parked writes for key (NULL: all). */
+static void park_release(roost_store_t *st, const char *key)
+{
+    int was = st->in_sub;
+    call_t *c;
+
+    st->in_sub = 1;     /* callbacks may look at the cache: no sub-link read */
+    do {
+        for (c = st->park_head; c != NULL; c = c->next)
+            if (key == NULL || strcmp(c->cache_key, key) == 0)
+                break;
+        if (c != NULL)
+            park_finish(st, c);
+    } while (c != NULL);
+    st->in_sub = was;
+}
+
+static void on_park_timer(uv_timer_t *t)
+{
+    roost_store_t *st = t->data;
+    uint64_t now = uv_now(st->loop);
+
+    while (st->park_head != NULL && st->park_head->park_deadline <= now)
+        park_finish(st, st->park_head);
+    if (st->park_head != NULL && !st->closing)
+        uv_timer_start(&st->park_timer, on_park_timer, st->park_head->park_deadline - now, 0);
+}
+
+/* 1 when c was parked (its reply copied; c leaves the deadline FIFO). */
+static int park_reply(call_t *c, const redisReply *r)
+{
+    roost_store_t *st = c->st;
+    redisReply *copy;
+
+    if (!c->wait_inval || c->inval_seen || c->done || st->closing || !st->cache_live ||
+        c->cache_key == NULL || (copy = reply_copy(r)) == NULL)
+        return 0;
+    unlink_call(c);
+    c->saved = copy;
+    c->park_deadline = uv_now(st->loop) + PARK_MS;
+    c->prev = st->park_tail;
+    c->next = NULL;
+    if (st->park_tail)
+        st->park_tail->next = c;
+    else
+        st->park_head = c;
+    st->park_tail = c;
+    if (!uv_is_active((uv_handle_t *)&st->park_timer))
+        uv_timer_start(&st->park_timer, on_park_timer, PARK_MS, 0);
+    return 1;
+}
+
+/* Our own write's invalidation arrived: answer it if parked, else note it
+ * on the call still waiting for its reply. */
+static void inval_seen(roost_store_t *st, const char *payload)
+{
+    const char *bar = strchr(payload, '|');
+    size_t nl = strlen(st->node_id);
+
+    if (bar == NULL || strncmp(bar + 1, st->node_id, nl) != 0 || bar[1 + nl] != ':')
+        return;             /* another node's write */
+    for (call_t *c = st->head; c != NULL; c = c->next)
+        if (c->wait_inval && c->cache_key != NULL && strcmp(c->cache_key, payload) == 0) {
+            c->inval_seen = 1;
+            return;
+        }
+    park_release(st, payload);
+}
+
+/* Marks c as a write of key whose answer waits for its invalidation; the
+ * token makes that invalidation this write's own. */
+static void await_inval(roost_store_t *st, call_t *c, const char *key)
+{
+    static uint64_t seq;
+    size_t kl;
+
+    if (key == NULL)
+        return;
+    kl = strlen(key);
+    free(c->cache_key);
+    if ((c->cache_key = malloc(kl + 1 + ROOST_NODE_ID_MAX + 1 + 21 + 1)) == NULL)
+        return;
+    snprintf(c->cache_key, kl + 1 + ROOST_NODE_ID_MAX + 1 + 21 + 1, "%s|%s:%" PRIu64, key,
+             st->node_id, ++seq);
+    c->wait_inval = st->cache_live;
+}
+
+static void on_inval_published(call_t *c, int status, redisReply *r)
+{
+    (void)c;
+    (void)status;
+    (void)r;
+}
+
+/* After a write of c's key went out on the command link: its
+ * invalidation, on the same link so it executes after the write. Every
+ * node's cache drops the key; this node also answers c when it sees it. */
+static void write_inval(roost_store_t *st, call_t *c)
+{
+    if (c->cache_key == NULL || usable(st) != 0)
+        return;
+    call_t *p = call_new(st, on_inval_published, NULL);
+    if (p == NULL)
+        return;
+    const char *argv[] = { "PUBLISH", ROOST_KEY_INVAL, c->cache_key };
+    call_send(st, p, 3, argv, NULL);
+}
+
 static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     call_t *c = priv;
@@ -257,6 +455,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
         call_free(c);
         return;
     }
+    if (r->type != REDIS_REPLY_ERROR && park_reply(c, r))
+        return;             /* answered by park_release or the park timer */
     complete(c, 0, r);
     call_free(c);
 }
@@ -587,14 +787,16 @@ static void defer_message(roost_store_t *st, const char *msg, size_t len)
 }
 
 /* 1 when the cache may answer now: live, and nothing unread waits on the
- * sub link (read here if it does, a few times at most). */
+ * sub link (read here if it does, a few times at most). Inside the sub
+ * link's own callbacks (where a client's parked stanzas may resume) the
+ * link cannot be read, so the cache does not answer there. */
 static int cache_sync(roost_store_t *st)
 {
     redisAsyncContext *ac;
     int fd;
 
     if (!st->cache_live || st->draining || st->in_sub)
-        return st->cache_live && st->in_sub;
+        return 0;
     for (int i = 0; i < 4; i++) {
         ac = st->sub.ac;
         if (ac == NULL || !st->cache_live)
@@ -637,7 +839,10 @@ static void on_sub_message(redisAsyncContext *ac, void *reply, void *priv)
                && payload->type == REDIS_REPLY_STRING) {
         roost_store_t *st = l->st;
         if (inval) {
+            int was = st->in_sub;
+            st->in_sub = 1;
             cache_invalidate(st, payload->str, payload->len);
+            st->in_sub = was;
         } else if (st->draining) {
             defer_message(st, payload->str, payload->len);
         } else if (st->msg_cb) {
@@ -822,6 +1027,8 @@ roost_store_t *roost_store_new(uv_loop_t *loop, const roost_store_opts_t *opts,
     st->deadline.data = st;
     uv_timer_init(loop, &st->dq_timer);
     st->dq_timer.data = st;
+    uv_timer_init(loop, &st->park_timer);
+    st->park_timer.data = st;
     link_t *links[2] = { &st->cmd, &st->sub };
     for (int i = 0; i < 2; i++) {
         links[i]->st = st;
@@ -830,7 +1037,7 @@ roost_store_t *roost_store_new(uv_loop_t *loop, const roost_store_opts_t *opts,
         uv_timer_init(loop, &links[i]->timer);
         links[i]->timer.data = st;
     }
-    st->open_handles = 4;
+    st->open_handles = 5;
     link_connect(&st->cmd);
     return st;
 
@@ -861,10 +1068,14 @@ void roost_store_free(roost_store_t *st)
     st->closing = 1;
     while (st->head)
         complete(st->head, ROOST_ECANCELED, NULL);
+    /* Parked writes were done in Redis: they get their real answer. */
+    while (st->park_head)
+        park_finish(st, st->park_head);
     link_close(&st->cmd);
     link_close(&st->sub);
     uv_close((uv_handle_t *)&st->deadline, on_handle_closed);
     uv_close((uv_handle_t *)&st->dq_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&st->park_timer, on_handle_closed);
 }
 
 int roost_store_connected(const roost_store_t *st)
@@ -889,8 +1100,9 @@ static void h_command(call_t *c, int status, redisReply *r)
     c->cb.reply(status, r, c->data);
 }
 
-int roost_store_command(roost_store_t *st, int argc, const char **argv,
-                        const size_t *argvlen, roost_store_reply_cb cb, void *data)
+int roost_store_command_inval(roost_store_t *st, int argc, const char **argv,
+                              const size_t *argvlen, const char *inval_key,
+                              roost_store_reply_cb cb, void *data)
 {
     int rc = usable(st);
     if (rc < 0)
@@ -901,11 +1113,28 @@ int roost_store_command(roost_store_t *st, int argc, const char **argv,
     if (!c)
         return ROOST_ENOMEM;
     c->cb.reply = cb;
-    return call_send(st, c, argc, argv, argvlen);
+    await_inval(st, c, inval_key);
+    rc = call_send(st, c, argc, argv, argvlen);
+    if (rc == 0 && inval_key != NULL)
+        write_inval(st, c);
+    return rc;
+}
+
+int roost_store_command(roost_store_t *st, int argc, const char **argv,
+                        const size_t *argvlen, roost_store_reply_cb cb, void *data)
+{
+    return roost_store_command_inval(st, argc, argv, argvlen, NULL, cb, data);
 }
 
 int roost_store_eval(roost_store_t *st, roost_lua_t *script, int nkeys, int n,
                      const char **a, const size_t *al, roost_store_reply_cb cb, void *data)
+{
+    return roost_store_eval_inval(st, script, nkeys, n, a, al, NULL, cb, data);
+}
+
+int roost_store_eval_inval(roost_store_t *st, roost_lua_t *script, int nkeys, int n,
+                           const char **a, const size_t *al, const char *inval_key,
+                           roost_store_reply_cb cb, void *data)
 {
     int rc = usable(st);
     if (rc < 0)
@@ -929,7 +1158,11 @@ int roost_store_eval(roost_store_t *st, roost_lua_t *script, int nkeys, int n,
         return ROOST_ENOMEM;
     c->cb.reply = cb;
     c->script_text = script->text;
-    return script_send_sha(st, c, script->sha, nkeys, n, a, al);
+    await_inval(st, c, inval_key);
+    rc = script_send_sha(st, c, script->sha, nkeys, n, a, al);
+    if (rc == 0 && inval_key != NULL)
+        write_inval(st, c);
+    return rc;
 }
 
 /* ---- block-list cache (store_int.h) ---------------------------------- */
@@ -1246,7 +1479,10 @@ int roost_store_session_bind(roost_store_t *st, const char *bare, const roost_se
     const char *a[] = { sess, ns, lease, rec->resource, (const char *)val, maxs, fj, ep };
     size_t al[] = { strlen(sess), strlen(ns), strlen(lease), strlen(rec->resource), vlen,
                     strlen(maxs), strlen(fj), strlen(ep) };
+    await_inval(st, c, sess);
     rc = script_send(st, c, ROOST_SCRIPT_BIND, 3, 8, a, al);
+    if (rc == 0)
+        write_inval(st, c);
 fail_lease:
     free(lease);
 fail_fj:
@@ -1290,7 +1526,10 @@ int roost_store_session_update(roost_store_t *st, const char *bare, const roost_
     const char *a[] = { sess, lease, rec->resource, rec->node_id, ep, conn, (const char *)val };
     size_t al[] = { strlen(sess), strlen(lease), strlen(rec->resource), strlen(rec->node_id),
                     strlen(ep), strlen(conn), vlen };
+    await_inval(st, c, sess);
     rc = script_send(st, c, ROOST_SCRIPT_UPDATE, 2, 7, a, al);
+    if (rc == 0)
+        write_inval(st, c);
 fail_lease:
     free(lease);
 fail_sess:
@@ -1329,7 +1568,10 @@ int roost_store_session_unbind(roost_store_t *st, const char *bare, const char *
     const char *a[] = { sess, ns, resource, st->node_id, ep, conn, fj };
     size_t al[7];
     roost_reply_arglens(a, al, 7);
+    await_inval(st, c, sess);
     rc = script_send(st, c, ROOST_SCRIPT_UNBIND, 2, 7, a, al);
+    if (rc == 0)
+        write_inval(st, c);
 fail_fj:
     free(fj);
 fail_ns:
