@@ -1,11 +1,13 @@
 /* XEP-0280 Message Carbons. The flag lives in the session record so any
  * node can decide who gets a copy. */
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "node/carbons.h"
 #include "node/c2s.h"
 #include "node/log.h"
+#include "node/map.h"
 #include "node/router.h"
 #include "node/xmpp_error.h"
 #include "store/error.h"
@@ -155,6 +157,36 @@ typedef struct {
     int sent;
 } fan_t;
 
+/* Users with carbon copies waiting for a session read: their next copies
+ * take the read path too, behind those (in order), instead of the cache.
+ * bare -> count. Process-wide: one loop per process. */
+static roost_map_t *held;
+
+static int is_held(const char *bare)
+{
+    return held != NULL && roost_map_get(held, bare) != NULL;
+}
+
+static int hold(const char *bare)
+{
+    uintptr_t n;
+
+    if (held == NULL && (held = roost_map_new()) == NULL)
+        return ROOST_ENOMEM;
+    n = (uintptr_t)roost_map_get(held, bare);
+    return roost_map_put(held, bare, (void *)(n + 1));
+}
+
+static void release(const char *bare)
+{
+    uintptr_t n = held != NULL ? (uintptr_t)roost_map_get(held, bare) : 0;
+
+    if (n > 1)
+        roost_map_put(held, bare, (void *)(n - 1));
+    else if (n == 1)
+        roost_map_del(held, bare, (void *)n);
+}
+
 static void fan_free(fan_t *q)
 {
     roost_xml_free(q->msg);
@@ -171,8 +203,8 @@ static void on_fan_sessions(int status, const roost_session_t *recs, size_t n, v
         carbons_to(srv, q->bare, recs, n, q->except, q->msg, q->sent);
     else
         ROOST_WARN(0, "carbons: session read for %s failed: %s", q->bare, roost_strerror(status));
+    release(q->bare);
     fan_free(q);
-    roost_router_async_release();
     srv->pending_ops--;
     roost_server_check_idle(srv);
 }
@@ -186,7 +218,8 @@ static void carbons_fan(roost_server_t *srv, const char *bare, const char *excep
     size_t n;
     fan_t *q;
 
-    if (!roost_router_async_pending() && roost_store_sessions_cached(srv->store, bare, &recs, &n)) {
+    if (!roost_router_async_pending() && !is_held(bare) &&
+        roost_store_sessions_cached(srv->store, bare, &recs, &n)) {
         carbons_to(srv, bare, recs, n, except_full, msg, sent);
         return;
     }
@@ -200,12 +233,16 @@ static void carbons_fan(roost_server_t *srv, const char *bare, const char *excep
     }
     q->srv = srv;
     q->sent = sent;
+    if (hold(bare) < 0) {
+        fan_free(q);
+        return;
+    }
     if (roost_store_session_list(srv->store, bare, on_fan_sessions, q) != 0) {
+        release(bare);
         fan_free(q);
         return;
     }
     srv->pending_ops++;          /* released in on_fan_sessions */
-    roost_router_async_hold();
 }
 
 void roost_carbons_sent(roost_server_t *srv, const char *sender_full, const char *sender_bare,

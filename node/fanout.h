@@ -35,8 +35,8 @@ int roost_router_fanout_raw(roost_server_t *srv, const char *const *bares, size_
                             roost_fanout_t kind, const char *except, const char *bytes,
                             size_t len, int stamp_to, roost_router_done_cb done, void *data);
 
-/* Deliveries handed off but not yet done (fan-outs waiting for their
- * session reads, carbon copies waiting for theirs). While any is in
+/* Deliveries handed off but not yet done (fan-outs and to_full waiting
+ * for their session reads; carbons keep their own per-user count). While any is in
  * flight, a stanza must not be delivered from the node's session cache
  * ahead of it: the store's FIFO is what keeps a client's stanzas in order
  * (RFC 6120 §10.1), so the router then takes the store path too. */
