@@ -66,7 +66,7 @@ struct call_s {
     uint64_t ticket;
     int wait_inval;              /* a write: answer only once our sub link saw its
                                   * invalidation (see park_reply) */
-    int inval_seen;              /* ... which arrived before the reply */
+    uint64_t inval_seq;          /* ... identified by this node's sequence number */
     redisReply *saved;           /* parked: a copy of the reply */
     uint64_t park_deadline;
 };
@@ -118,6 +118,8 @@ struct roost_store_s {
     /* Writes whose reply came before their invalidation (prev/next). */
     call_t *park_head, *park_tail;
     uv_timer_t park_timer;
+    uint64_t inval_next;         /* last sequence number given to a write */
+    uint64_t inval_seen;         /* highest own sequence number seen on the sub link */
 };
 
 typedef struct deferred_s {
@@ -153,7 +155,7 @@ static void block_value_free(void *v)
     free(b);
 }
 
-static void park_release(roost_store_t *st, const char *key);
+static void park_release(roost_store_t *st, uint64_t seq);
 static void inval_seen(roost_store_t *st, const char *payload);
 
 static void cache_off(roost_store_t *st)
@@ -161,7 +163,7 @@ static void cache_off(roost_store_t *st)
     st->cache_live = 0;
     roost_cache_clear(st->sess_cache);
     roost_cache_clear(st->block_cache);
-    park_release(st, NULL);
+    park_release(st, UINT64_MAX);
 }
 
 /* A message on ROOST_KEY_INVAL: the name of a changed key, or "*". */
@@ -173,7 +175,7 @@ static void cache_invalidate(roost_store_t *st, const char *key, size_t len)
     if (len > ROOST_STORE_INVAL_MAX || (len == 1 && key[0] == '*')) {
         roost_cache_clear(st->sess_cache);
         roost_cache_clear(st->block_cache);
-        park_release(st, NULL);
+        park_release(st, UINT64_MAX);
         return;
     }
     memcpy(buf, key, len);
@@ -317,20 +319,18 @@ static void park_finish(roost_store_t *st, call_t *c)
     call_free(c);
 }
 
-/* Answers the parked writes for key (NULL: all). */
-static void park_release(roost_store_t *st, const char *key)
+/* Answers the parked writes whose invalidation is out: those numbered up
+ * to seq (UINT64_MAX: all). Our invalidations are published in the order
+ * of the writes, on one link, and arrive on the sub link in that order; so
+ * seeing number S means every write up to S has its invalidation out, and
+ * the park list (replies arrive in write order) is answered from its head. */
+static void park_release(roost_store_t *st, uint64_t seq)
 {
     int was = st->in_sub;
-    call_t *c;
 
     st->in_sub = 1;     /* callbacks may look at the cache: no sub-link read */
-    do {
-        for (c = st->park_head; c != NULL; c = c->next)
-            if (key == NULL || strcmp(c->cache_key, key) == 0)
-                break;
-        if (c != NULL)
-            park_finish(st, c);
-    } while (c != NULL);
+    while (st->park_head != NULL && st->park_head->inval_seq <= seq)
+        park_finish(st, st->park_head);
     st->in_sub = was;
 }
 
@@ -351,8 +351,8 @@ static int park_reply(call_t *c, const redisReply *r)
     roost_store_t *st = c->st;
     redisReply *copy;
 
-    if (!c->wait_inval || c->inval_seen || c->done || st->closing || !st->cache_live ||
-        c->cache_key == NULL || (copy = reply_copy(r)) == NULL)
+    if (!c->wait_inval || c->inval_seq <= st->inval_seen || c->done || st->closing ||
+        !st->cache_live || c->cache_key == NULL || (copy = reply_copy(r)) == NULL)
         return 0;
     unlink_call(c);
     c->saved = copy;
@@ -369,28 +369,27 @@ static int park_reply(call_t *c, const redisReply *r)
     return 1;
 }
 
-/* Our own write's invalidation arrived: answer it if parked, else note it
- * on the call still waiting for its reply. */
+/* An invalidation "key|node:seq" arrived: when it is one of ours, the
+ * writes up to seq have theirs out. */
 static void inval_seen(roost_store_t *st, const char *payload)
 {
     const char *bar = strchr(payload, '|');
     size_t nl = strlen(st->node_id);
+    char *end;
 
     if (bar == NULL || strncmp(bar + 1, st->node_id, nl) != 0 || bar[1 + nl] != ':')
         return;             /* another node's write */
-    for (call_t *c = st->head; c != NULL; c = c->next)
-        if (c->wait_inval && c->cache_key != NULL && strcmp(c->cache_key, payload) == 0) {
-            c->inval_seen = 1;
-            return;
-        }
-    park_release(st, payload);
+    unsigned long long seq = strtoull(bar + 2 + nl, &end, 10);
+    if (*end != '\0' || seq <= st->inval_seen)
+        return;
+    st->inval_seen = seq;
+    park_release(st, seq);
 }
 
 /* Marks c as a write of key whose answer waits for its invalidation; the
  * token makes that invalidation this write's own. */
 static void await_inval(roost_store_t *st, call_t *c, const char *key)
 {
-    static uint64_t seq;
     size_t kl;
 
     if (key == NULL)
@@ -399,8 +398,9 @@ static void await_inval(roost_store_t *st, call_t *c, const char *key)
     free(c->cache_key);
     if ((c->cache_key = malloc(kl + 1 + ROOST_NODE_ID_MAX + 1 + 21 + 1)) == NULL)
         return;
+    c->inval_seq = ++st->inval_next;
     snprintf(c->cache_key, kl + 1 + ROOST_NODE_ID_MAX + 1 + 21 + 1, "%s|%s:%" PRIu64, key,
-             st->node_id, ++seq);
+             st->node_id, c->inval_seq);
     c->wait_inval = st->cache_live;
 }
 
