@@ -1,11 +1,13 @@
 /* XEP-0280 Message Carbons. The flag lives in the session record so any
  * node can decide who gets a copy. */
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "node/carbons.h"
 #include "node/c2s.h"
 #include "node/log.h"
+#include "node/map.h"
 #include "node/router.h"
 #include "node/xmpp_error.h"
 #include "store/error.h"
@@ -121,26 +123,138 @@ fail:
     return NULL;
 }
 
+/* Copies of msg to bare's resources in recs that enabled carbons, except
+ * except_full; wrapped (and so copied) only when one exists. */
+static void carbons_to(roost_server_t *srv, const char *bare, const roost_session_t *recs,
+                       size_t n, const char *except_full, const roost_xml_t *msg, int sent)
+{
+    const char *except_res = except_full != NULL ? strchr(except_full, '/') : NULL;
+    size_t *idx, k = 0;
+
+    if (except_res != NULL)
+        except_res++;
+    idx = calloc(n ? n : 1, sizeof(*idx));
+    if (idx == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if ((recs[i].flags & ROOST_SESS_F_CARBONS) && recs[i].resource != NULL &&
+            (except_res == NULL || strcmp(recs[i].resource, except_res) != 0))
+            idx[k++] = i;
+    if (k > 0) {
+        roost_xml_t *w = roost_carbons_wrap(msg, bare, sent);
+        if (w != NULL)
+            roost_router_to_records(srv, bare, recs, idx, k, w, 1);
+        roost_xml_free(w);
+    }
+    free(idx);
+}
+
+typedef struct {
+    roost_server_t *srv;
+    char *bare;
+    char *except;
+    roost_xml_t *msg;
+    int sent;
+} fan_t;
+
+/* Users with carbon copies waiting for a session read: their next copies
+ * take the read path too, behind those (in order), instead of the cache.
+ * bare -> count. Process-wide: one loop per process. */
+static roost_map_t *held;
+
+static int is_held(const char *bare)
+{
+    return held != NULL && roost_map_get(held, bare) != NULL;
+}
+
+static int hold(const char *bare)
+{
+    uintptr_t n;
+
+    if (held == NULL && (held = roost_map_new()) == NULL)
+        return ROOST_ENOMEM;
+    n = (uintptr_t)roost_map_get(held, bare);
+    return roost_map_put(held, bare, (void *)(n + 1));
+}
+
+static void release(const char *bare)
+{
+    uintptr_t n = held != NULL ? (uintptr_t)roost_map_get(held, bare) : 0;
+
+    if (n > 1)
+        roost_map_put(held, bare, (void *)(n - 1));
+    else if (n == 1)
+        roost_map_del(held, bare, (void *)n);
+}
+
+static void fan_free(fan_t *q)
+{
+    roost_xml_free(q->msg);
+    free(q->bare);
+    free(q->except);
+    free(q);
+}
+
+static void on_fan_sessions(int status, const roost_session_t *recs, size_t n, void *data)
+{
+    fan_t *q = data;
+    roost_server_t *srv = q->srv;
+    if (status == 0)
+        carbons_to(srv, q->bare, recs, n, q->except, q->msg, q->sent);
+    else
+        ROOST_WARN(0, "carbons: session read for %s failed: %s", q->bare, roost_strerror(status));
+    release(q->bare);
+    fan_free(q);
+    srv->pending_ops--;
+    roost_server_check_idle(srv);
+}
+
+/* bare's sessions from the node's cache, else one read of the session
+ * hash (which also fills the cache, so a busy sender pays it once). */
+static void carbons_fan(roost_server_t *srv, const char *bare, const char *except_full,
+                        const roost_xml_t *msg, int sent)
+{
+    const roost_session_t *recs;
+    size_t n;
+    fan_t *q;
+
+    if (!roost_router_async_pending() && !is_held(bare) &&
+        roost_store_sessions_cached(srv->store, bare, &recs, &n)) {
+        carbons_to(srv, bare, recs, n, except_full, msg, sent);
+        return;
+    }
+    q = calloc(1, sizeof(*q));
+    if (q == NULL || (q->bare = strdup(bare)) == NULL ||
+        (except_full != NULL && (q->except = strdup(except_full)) == NULL) ||
+        (q->msg = roost_xml_copy(msg)) == NULL) {
+        if (q != NULL)
+            fan_free(q);
+        return;
+    }
+    q->srv = srv;
+    q->sent = sent;
+    if (hold(bare) < 0) {
+        fan_free(q);
+        return;
+    }
+    if (roost_store_session_list(srv->store, bare, on_fan_sessions, q) != 0) {
+        release(bare);
+        fan_free(q);
+        return;
+    }
+    srv->pending_ops++;          /* released in on_fan_sessions */
+}
+
 void roost_carbons_sent(roost_server_t *srv, const char *sender_full, const char *sender_bare,
                         const roost_xml_t *msg)
 {
-    roost_xml_t *w = roost_carbons_wrap(msg, sender_bare, 1);
-    if (w == NULL)
-        return;
-    const char *bares[1] = { sender_bare };
-    roost_router_fanout(srv, bares, 1, ROOST_FANOUT_CARBONS, sender_full, w, 1, NULL, NULL);
-    roost_xml_free(w);
+    carbons_fan(srv, sender_bare, sender_full, msg, 1);
 }
 
 void roost_carbons_received_full(roost_server_t *srv, const char *bare, const char *delivered_full,
                                  const roost_xml_t *msg)
 {
-    roost_xml_t *w = roost_carbons_wrap(msg, bare, 0);
-    if (w == NULL)
-        return;
-    const char *bares[1] = { bare };
-    roost_router_fanout(srv, bares, 1, ROOST_FANOUT_CARBONS, delivered_full, w, 1, NULL, NULL);
-    roost_xml_free(w);
+    carbons_fan(srv, bare, delivered_full, msg, 0);
 }
 
 void roost_carbons_received_bare(roost_server_t *srv, const char *bare,

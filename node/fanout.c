@@ -22,6 +22,11 @@ typedef struct {
     int status;
     roost_deliver_target_t *t;  /* collected targets, delivered at the end */
     size_t nt, capt;
+    /* The targets' node ids, owned here: the records they came from (a
+     * store reply, the node cache) are gone by the time the last read
+     * completes and the targets are delivered. */
+    char **nodes;
+    size_t nnodes, capnodes;
     roost_router_done_cb done;
     void *data;
     uv_timer_t defer;           /* completes from the loop when nothing went out */
@@ -34,6 +39,25 @@ typedef struct {
     char **bares;
     size_t n;
 } fanout_chunk_t;
+
+/* Process-wide: one loop per process (DESIGN §8). */
+static size_t async_held;
+
+void roost_router_async_hold(void)
+{
+    async_held++;
+}
+
+void roost_router_async_release(void)
+{
+    if (async_held > 0)
+        async_held--;
+}
+
+int roost_router_async_pending(void)
+{
+    return async_held > 0;
+}
 
 static int selected(const roost_session_t *r, roost_fanout_t kind)
 {
@@ -55,7 +79,11 @@ static void fanout_finish(fanout_t *f)
     if (f->done != NULL)
         f->done(f->status, f->reached, f->data);
     roost_server_t *srv = f->srv;
+    roost_router_async_release();
     roost_deliver_targets_free(f->t, f->nt);
+    for (size_t i = 0; i < f->nnodes; i++)
+        free(f->nodes[i]);
+    free(f->nodes);
     free(f->except);
     free(f->bytes);
     free(f);
@@ -81,6 +109,52 @@ static void chunk_free(fanout_chunk_t *c)
     free(c);
 }
 
+/* Collects bare's selected records r[0..cnt) as targets. */
+static void add_user(fanout_t *f, const char *bare, const roost_session_t *r, size_t cnt)
+{
+    size_t *idx = calloc(cnt ? cnt : 1, sizeof(*idx));
+    size_t k = 0;
+    if (idx == NULL)
+        return;
+    for (size_t i = 0; i < cnt; i++)
+        if (selected(&r[i], f->kind))
+            idx[k++] = i;
+    if (f->nt + k > f->capt) {
+        size_t cap = (f->nt + k) * 2;
+        roost_deliver_target_t *nt = realloc(f->t, cap * sizeof(*nt));
+        if (nt != NULL) {
+            f->t = nt;
+            f->capt = cap;
+        }
+    }
+    if (f->nt + k <= f->capt) {
+        size_t from = f->nt;
+        f->nt = roost_deliver_add_targets(f->t, f->nt, bare, r, idx, k, f->except);
+        for (size_t i = from; i < f->nt; i++) {
+            char *copy = NULL;
+            if (f->nnodes == f->capnodes) {
+                size_t cap = f->capnodes ? f->capnodes * 2 : 8;
+                char **nn = realloc(f->nodes, cap * sizeof(*nn));
+                if (nn != NULL) {
+                    f->nodes = nn;
+                    f->capnodes = cap;
+                }
+            }
+            if (f->nnodes < f->capnodes && (copy = strdup(f->t[i].node_id)) != NULL)
+                f->nodes[f->nnodes++] = copy;
+            /* Without a copy the target cannot outlive r: drop it. */
+            if (copy == NULL) {
+                free(f->t[i].full);
+                f->t[i].full = NULL;
+                f->t[i].node_id = "";
+            } else {
+                f->t[i].node_id = copy;
+            }
+        }
+    }
+    free(idx);
+}
+
 static void on_fanout_chunk(int status, const roost_session_t *recs, const size_t *offs,
                             const size_t *counts, size_t n, void *data)
 {
@@ -90,28 +164,8 @@ static void on_fanout_chunk(int status, const roost_session_t *recs, const size_
         f->status = status;
         n = 0;
     }
-    for (size_t u = 0; u < n && u < c->n; u++) {
-        const roost_session_t *r = recs + offs[u];
-        size_t cnt = counts[u];
-        size_t *idx = calloc(cnt ? cnt : 1, sizeof(*idx));
-        size_t k = 0;
-        if (idx == NULL)
-            continue;
-        for (size_t i = 0; i < cnt; i++)
-            if (selected(&r[i], f->kind))
-                idx[k++] = i;
-        if (f->nt + k > f->capt) {
-            size_t cap = (f->nt + k) * 2;
-            roost_deliver_target_t *nt = realloc(f->t, cap * sizeof(*nt));
-            if (nt != NULL) {
-                f->t = nt;
-                f->capt = cap;
-            }
-        }
-        if (f->nt + k <= f->capt)
-            f->nt = roost_deliver_add_targets(f->t, f->nt, c->bares[u], r, idx, k, f->except);
-        free(idx);
-    }
+    for (size_t u = 0; u < n && u < c->n; u++)
+        add_user(f, c->bares[u], recs + offs[u], counts[u]);
     chunk_free(c);
     if (--f->pending == 0)
         fanout_finish(f);
@@ -132,6 +186,10 @@ static int fanout_bytes(roost_server_t *srv, const char *const *bares, size_t n,
     f->len = len;
     f->srv = srv;
     srv->pending_ops++;          /* released in fanout_finish */
+    /* Cached records only when nothing else is in flight, so this
+     * fan-out cannot overtake an earlier one (roost_router_async_hold). */
+    int use_cache = !roost_router_async_pending();
+    roost_router_async_hold();
     f->kind = kind;
     f->stamp_to = stamp_to;
     f->done = done;
@@ -146,13 +204,26 @@ static int fanout_bytes(roost_server_t *srv, const char *const *bares, size_t n,
             continue;
         }
         c->f = f;
+        size_t want = 0;
         for (size_t j = 0; j < m; j++) {
-            if ((c->bares[j] = strdup(bares[i + j])) == NULL)
+            const roost_session_t *recs;
+            size_t cnt;
+            /* Users whose records the node has cached need no read. */
+            if (use_cache && roost_store_sessions_cached(srv->store, bares[i + j], &recs, &cnt)) {
+                add_user(f, bares[i + j], recs, cnt);
+                continue;
+            }
+            want++;
+            if ((c->bares[c->n] = strdup(bares[i + j])) == NULL)
                 break;
             c->n++;
         }
-        if (c->n != m || roost_store_sessions_multi(srv->store, (const char *const *)c->bares,
-                                                    c->n, on_fanout_chunk, c) != 0) {
+        if (c->n == 0 && want == 0) {
+            chunk_free(c);
+            continue;
+        }
+        if (c->n != want || roost_store_sessions_multi(srv->store, (const char *const *)c->bares,
+                                                       c->n, on_fanout_chunk, c) != 0) {
             chunk_free(c);
             f->status = ROOST_EREDIS;
             continue;
@@ -221,6 +292,7 @@ static void to_full_finish(to_full_t *q)
     roost_server_t *srv = q->srv;
     if (q->done != NULL)
         q->done(0, q->reached, q->data);
+    roost_router_async_release();
     free(q->bytes);
     free(q);
     srv->pending_ops--;
@@ -275,6 +347,7 @@ int roost_router_to_full(roost_server_t *srv, const char *full, const roost_xml_
     size_t total;
     q->srv = srv;
     srv->pending_ops++;          /* released in to_full_finish */
+    roost_router_async_hold();
     q->done = done;
     q->data = data;
     q->len = strlen(b.data);          /* serialized XML has no NUL */

@@ -35,6 +35,15 @@ int roost_router_fanout_raw(roost_server_t *srv, const char *const *bares, size_
                             roost_fanout_t kind, const char *except, const char *bytes,
                             size_t len, int stamp_to, roost_router_done_cb done, void *data);
 
+/* Deliveries handed off but not yet done (fan-outs and to_full waiting
+ * for their session reads; carbons keep their own per-user count). While any is in
+ * flight, a stanza must not be delivered from the node's session cache
+ * ahead of it: the store's FIFO is what keeps a client's stanzas in order
+ * (RFC 6120 §10.1), so the router then takes the store path too. */
+void roost_router_async_hold(void);
+void roost_router_async_release(void);
+int roost_router_async_pending(void);
+
 /* Delivers stanza to exactly the full JID, wherever it is bound; dropped
  * when it is not bound. done as above (reached 0 or 1). */
 int roost_router_to_full(roost_server_t *srv, const char *full, const roost_xml_t *stanza,

@@ -8,6 +8,9 @@
 #include <getopt.h>
 #include <signal.h>
 #include <openssl/rand.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "node/admin.h"
 #include "node/c2s.h"
@@ -43,6 +46,7 @@ typedef struct {
     int subscribed;
     uv_signal_t sigint, sigterm, sighup;
     uv_timer_t deadline;
+    uv_timer_t trim;       /* hands freed heap back to the kernel */
     int listening;
     int cleaning;
     int exit_code;
@@ -91,7 +95,21 @@ static void on_finish(uv_timer_t *t)
     close_if_open((uv_handle_t *)&node.sigterm);
     close_if_open((uv_handle_t *)&node.sighup);
     close_if_open((uv_handle_t *)&node.deadline);
+    close_if_open((uv_handle_t *)&node.trim);
     close_if_open((uv_handle_t *)t);
+}
+
+/* Memory per idle connection is measured as RSS (DESIGN §8): a login or
+ * logout storm leaves freed heap that malloc keeps mapped; give it back
+ * now and then (glibc also releases free pages inside the heap). */
+#define TRIM_MS 10000
+
+static void on_trim(uv_timer_t *t)
+{
+    (void)t;
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
 }
 
 static void finish(void)
@@ -542,6 +560,9 @@ int main(int argc, char **argv)
     uv_signal_start(&node.sighup, on_sighup, SIGHUP);
     uv_timer_init(srv->loop, &node.deadline);
     uv_unref((uv_handle_t *)&node.deadline);
+    uv_timer_init(srv->loop, &node.trim);
+    uv_timer_start(&node.trim, on_trim, TRIM_MS, TRIM_MS);
+    uv_unref((uv_handle_t *)&node.trim);
 
     ROOST_INFO(0, "starting node=%s redis=%s:%d domains=%zu", srv->node_id,
                cfg->redis_host, cfg->redis_port, cfg->n_domains);

@@ -21,6 +21,7 @@
 #include "node/route.h"
 #include "node/xmpp_error.h"
 #include "proto/roost.pb-c.h"
+#include "store/blockcheck.h"
 #include "store/error.h"
 #include "store/jid.h"
 
@@ -201,6 +202,63 @@ out:
     req_finish(req);
 }
 
+/* Delivers req to its resource on another node when recs (the
+ * recipient's whole session hash) has it there, with the carbon copies of
+ * the recipient's other resources taken from the same records; frees the
+ * request (not roost_c2s_done) and returns 1. 0: not handled (no such
+ * resource, or a local record), req untouched. */
+static int full_from_records(route_req_t *req, const roost_session_t *recs, size_t n)
+{
+    roost_server_t *srv = req->srv;
+    const roost_xml_t *st = req->stanza;
+    const roost_session_t *rec = NULL;
+    size_t at = 0;
+
+    for (size_t i = 0; i < n && rec == NULL; i++)
+        if (recs[i].resource != NULL && strcmp(recs[i].resource, req->to.resource) == 0) {
+            rec = &recs[i];
+            at = i;
+        }
+    /* A local record without a live session is handled by the caller,
+     * unless it has a queue (detached, graced): then the queue takes it. */
+    if (rec == NULL || (is_local(srv, rec) && !(rec->flags & ROOST_SESS_F_SM)))
+        return 0;
+    roost_buf_t b = ROOST_BUF_INIT;
+    if (roost_deliver_serialize(st, &b) == 0)
+        deliver(srv, req->to.bare, recs, &at, 1, b.data, b.len, st);
+    roost_buf_free(&b);
+    if (strcmp(st->name, "message") == 0 && roost_carbons_eligible(st))
+        roost_carbons_received_bare(srv, req->to.bare, recs, n, &at, 1, st);
+    roost_xml_free(req->stanza);
+    roost_jid_clear(&req->to);
+    free(req);
+    return 1;
+}
+
+/* The recipient's whole session hash rather than its one field: the same
+ * reply gives the other resources that want a carbon copy, which would
+ * otherwise cost a second read (DESIGN §4, XEP-0280 §6). */
+static void on_full_sessions(int status, const roost_session_t *recs, size_t n, void *data)
+{
+    route_req_t *req = data;
+    roost_c2s_t *from = req->from;
+    const roost_session_t *rec = NULL;
+
+    if (status != 0) {
+        on_full_session(status, NULL, req);
+        return;
+    }
+    if (full_from_records(req, recs, n)) {
+        roost_c2s_done(from);
+        return;
+    }
+    for (size_t i = 0; i < n && rec == NULL; i++)
+        if (recs[i].resource != NULL && strcmp(recs[i].resource, req->to.resource) == 0)
+            rec = &recs[i];
+    /* No such resource (or a stale local record): the general path. */
+    on_full_session(0, rec, req);
+}
+
 static int route_full(route_req_t *req)
 {
     roost_server_t *srv = req->srv;
@@ -215,8 +273,15 @@ static int route_full(route_req_t *req)
         free(req);
         return 0;
     }
-    int rc = roost_store_session_get(srv->store, req->to.bare, req->to.resource,
-                                     on_full_session, req);
+    /* The node's cache of the recipient's session hash: a hit delivers
+     * now, without a round trip (store.h explains how it stays correct). */
+    const roost_session_t *recs;
+    size_t n;
+    if (!roost_router_async_pending() &&
+        roost_store_sessions_cached(srv->store, req->to.bare, &recs, &n) &&
+        full_from_records(req, recs, n))
+        return 0;
+    int rc = roost_store_session_list(srv->store, req->to.bare, on_full_sessions, req);
     if (rc != 0) {
         reply_error(req->from, req->stanza, req->to.full, "internal-server-error", NULL);
         roost_xml_free(req->stanza);
@@ -302,9 +367,11 @@ static int route_user(route_req_t *req)
     return route_bare(req);
 }
 
-static void on_block_checked(int status, roost_block_verdict_t verdict, void *data)
+/* What follows the block check, whether its verdict came from Redis or
+ * from the node's cache. Takes req; 0 or ROOST_EAGAIN as route_user (on 0
+ * the caller still owes roost_c2s_done when it was itself async). */
+static int after_block_check(route_req_t *req, int status, roost_block_verdict_t verdict)
 {
-    route_req_t *req = data;
     roost_c2s_t *from = req->from;
     roost_xml_t *st = req->stanza;
     const char *type = roost_xml_attr(st, "type");
@@ -326,17 +393,28 @@ static void on_block_checked(int status, roost_block_verdict_t verdict, void *da
                 reply_error(from, st, req->to.full, "service-unavailable", NULL);
             }
         }
-        req_finish(req);
-        return;
+        roost_xml_free(req->stanza);
+        roost_jid_clear(&req->to);
+        free(req);
+        return 0;
     }
     if (roost_c2s_gone(from) && strcmp(st->name, "iq") == 0) {
-        req_finish(req);
-        return;
+        roost_xml_free(req->stanza);
+        roost_jid_clear(&req->to);
+        free(req);
+        return 0;
     }
+    return route_user(req);
+}
+
+static void on_block_checked(int status, roost_block_verdict_t verdict, void *data)
+{
+    route_req_t *req = data;
+    roost_c2s_t *from = req->from;
     /* route_user either finishes now (then this step ends here) or calls
      * roost_c2s_done itself later. */
     roost_c2s_ref(from);
-    if (route_user(req) != ROOST_EAGAIN)
+    if (after_block_check(req, status, verdict) != ROOST_EAGAIN)
         roost_c2s_done(from);
     roost_c2s_unref(from);
 }
@@ -468,9 +546,19 @@ int roost_router_from_client(roost_server_t *srv, roost_c2s_t *from, roost_xml_t
         reply_error(from, st, to.full, "internal-server-error", NULL);
         goto done;
     }
-    if (strcmp(req->to.bare, me->bare) != 0 &&
-        roost_blocking_check(srv, me, &req->to, on_block_checked, req) == 0)
-        return ROOST_EAGAIN;
+    if (strcmp(req->to.bare, me->bare) != 0) {
+        int verdict;
+        /* Both block lists in the node's cache: decided here and now. */
+        if (!roost_router_async_pending() &&
+            roost_store_blockcheck_cached(srv->store, me, &req->to, &verdict))
+            return after_block_check(req, 0, verdict == ROOST_BLOCKCHECK_BY_SENDER
+                                                 ? ROOST_BLOCK_BY_SENDER
+                                             : verdict == ROOST_BLOCKCHECK_BY_RECIPIENT
+                                                 ? ROOST_BLOCK_BY_RECIPIENT
+                                                 : ROOST_BLOCK_NONE);
+        if (roost_blocking_check(srv, me, &req->to, on_block_checked, req) == 0)
+            return ROOST_EAGAIN;
+    }
     /* Own account, or the store cannot check: route as usual (a broken
      * store must not make messages vanish). */
     return route_user(req);
@@ -482,6 +570,104 @@ done:
 }
 
 /* ---- envelopes ------------------------------------------------------------ */
+
+/* A stanza for a session this node does not have (any more): the sender
+ * routed with a record, possibly from its cache, that was already stale,
+ * e.g. the resource rebound on another node a moment ago. The record in
+ * Redis decides: forward once more to where the session is now, or drop as
+ * before when there is none (DESIGN §5: pub/sub is the fast path). */
+typedef struct {
+    roost_server_t *srv;
+    char *full, *from, *to;
+    uint8_t *bytes;
+    size_t len;
+    uint64_t conn_id;        /* the connection the sender aimed at */
+    unsigned hops;
+    int stamp_to;
+} missed_t;
+
+static void missed_free(missed_t *m)
+{
+    free(m->full);
+    free(m->from);
+    free(m->to);
+    free(m->bytes);
+    free(m);
+}
+
+static void on_missed_session(int status, const roost_session_t *rec, void *data)
+{
+    missed_t *m = data;
+    roost_server_t *srv = m->srv;
+
+    if (status != 0 || rec == NULL) {
+        ROOST_DEBUG(0, "no session for %s; stanza dropped", m->full);
+    } else if (rec->flags & ROOST_SESS_F_SM) {
+        /* Detached or in a drain's grace window (or resumed elsewhere):
+         * its queue in Redis takes the stanza (node/sm.h). */
+        roost_deliver_target_t t = { m->full, rec->node_id, rec->node_epoch, rec->conn_id,
+                                     rec->flags };
+        roost_deliver_targets(srv, &t, 1, (const char *)m->bytes, m->len, m->stamp_to, NULL,
+                              NULL);
+    } else if (is_local(srv, rec)) {
+        roost_c2s_t *c = roost_map_get(srv->sessions, m->full);
+        if (c != NULL && !roost_c2s_gone(c) && roost_c2s_conn_id(c) == rec->conn_id &&
+            rec->conn_id != m->conn_id)
+            roost_deliver_send_to_c2s(c, (const char *)m->bytes, m->len,
+                                      m->stamp_to ? m->full : NULL);
+    } else {
+        Roost__RouteEnvelope env = ROOST__ROUTE_ENVELOPE__INIT;
+        Roost__RouteEnvelope__Target tg = ROOST__ROUTE_ENVELOPE__TARGET__INIT;
+        Roost__RouteEnvelope__Target *tp = &tg;
+        tg.jid = m->full;
+        tg.conn_id = rec->conn_id;
+        env.version = 1;
+        env.kind = ROOST__ROUTE_ENVELOPE__KIND__STANZA;
+        env.from = m->from;
+        env.to = m->to;
+        env.targets = &tp;
+        env.n_targets = 1;
+        env.stanza.data = m->bytes;
+        env.stanza.len = m->len;
+        env.origin_node = srv->node_id;
+        env.hops = m->hops + 1;
+        env.stamp_to = m->stamp_to ? 1 : 0;
+        ROOST_DEBUG(0, "forwarding a stanza for %s to node=%s", m->full, rec->node_id);
+        roost_deliver_publish_envelope(srv, rec->node_id, &env, NULL);
+    }
+    missed_free(m);
+    srv->pending_ops--;
+    roost_server_check_idle(srv);
+}
+
+static void forward_missed(roost_server_t *srv, const Roost__RouteEnvelope *env,
+                           const Roost__RouteEnvelope__Target *t)
+{
+    const char *slash = strchr(t->jid, '/');
+    missed_t *m = calloc(1, sizeof(*m));
+    char *bare = NULL;
+
+    if (m == NULL || slash == NULL || slash == t->jid ||
+        (m->full = strdup(t->jid)) == NULL || (m->from = strdup(env->from)) == NULL ||
+        (m->to = strdup(env->to)) == NULL ||
+        (m->bytes = malloc(env->stanza.len ? env->stanza.len : 1)) == NULL ||
+        (bare = strndup(t->jid, (size_t)(slash - t->jid))) == NULL) {
+        if (m != NULL)
+            missed_free(m);
+        return;
+    }
+    memcpy(m->bytes, env->stanza.data, env->stanza.len);
+    m->len = env->stanza.len;
+    m->srv = srv;
+    m->conn_id = t->conn_id;
+    m->hops = env->hops;
+    m->stamp_to = env->stamp_to;
+    if (roost_store_session_get(srv->store, bare, slash + 1, on_missed_session, m) == 0)
+        srv->pending_ops++;      /* released in on_missed_session */
+    else
+        missed_free(m);
+    free(bare);
+}
 
 void roost_router_on_envelope(roost_server_t *srv, const uint8_t *msg, size_t len)
 {
@@ -517,15 +703,13 @@ void roost_router_on_envelope(roost_server_t *srv, const uint8_t *msg, size_t le
             continue;
         }
         roost_c2s_t *c = roost_map_get(srv->sessions, t->jid);
-        if (c == NULL && env->kind == ROOST__ROUTE_ENVELOPE__KIND__STANZA && !env->stamp_to &&
-            env->n_targets == 1) {
-            /* The session left this node; if it is detached or in a
-             * drain's grace window its queue takes the stanza. */
-            roost_sm_redirect(srv, t->jid, env->stanza.data, env->stanza.len, msg, len);
+        if (c == NULL || (t->conn_id != 0 && roost_c2s_conn_id(c) != t->conn_id)) {
+            /* Presence is best-effort (DESIGN §5); messages and iqs are not. */
+            if (env->kind == ROOST__ROUTE_ENVELOPE__KIND__STANZA && env->hops < MAX_HOPS &&
+                !(env->stanza.len >= 9 && memcmp(env->stanza.data, "<presence", 9) == 0))
+                forward_missed(srv, env, t);
             continue;
         }
-        if (c == NULL || (t->conn_id != 0 && roost_c2s_conn_id(c) != t->conn_id))
-            continue;
         if (env->kind == ROOST__ROUTE_ENVELOPE__KIND__KICK)
             roost_c2s_stream_error(c, env->condition[0] ? env->condition : "conflict",
                                    env->text[0] ? env->text : NULL);

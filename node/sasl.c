@@ -134,11 +134,6 @@ static int cb_find(const roost_sasl_t *s, const char *name, size_t n)
     return -1;
 }
 
-static const EVP_MD *hash_md(roost_hash_t hash)
-{
-    return hash == ROOST_HASH_SHA1 ? EVP_sha1() : EVP_sha256();
-}
-
 /* Base64 of in[0..n) into a new NUL-terminated string, or NULL. */
 static char *b64_encode(const void *in, size_t n)
 {
@@ -599,6 +594,66 @@ fail_alloc:
     return fail(s, "temporary-auth-failure");
 }
 
+/* HMAC (RFC 2104) and H over one digest context and digests fetched once:
+ * OpenSSL 3's one-shot HMAC() fetches and builds a MAC object per call,
+ * several times the cost of the hashing for SCRAM's short inputs. Keys are
+ * StoredKey/ServerKey, never longer than the 64-byte block of SHA-1 and
+ * SHA-256. Returns 1 on success. */
+#define HMAC_BLOCK 64
+
+static EVP_MD_CTX *digest_ctx(roost_hash_t hash, const EVP_MD **md)
+{
+    static EVP_MD_CTX *ctx;
+    static EVP_MD *sha1, *sha256;
+
+    if (ctx == NULL && (ctx = EVP_MD_CTX_new()) == NULL)
+        return NULL;
+    if (hash == ROOST_HASH_SHA1) {
+        if (sha1 == NULL)
+            sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
+        *md = sha1;
+    } else {
+        if (sha256 == NULL)
+            sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+        *md = sha256;
+    }
+    return *md != NULL ? ctx : NULL;
+}
+
+static int digest2(roost_hash_t hash, const void *a, size_t al, const void *b, size_t bl,
+                   uint8_t *out)
+{
+    const EVP_MD *md;
+    EVP_MD_CTX *ctx = digest_ctx(hash, &md);
+    unsigned int n = 0;
+
+    return ctx != NULL && EVP_DigestInit_ex2(ctx, md, NULL) == 1 &&
+           EVP_DigestUpdate(ctx, a, al) == 1 && (bl == 0 || EVP_DigestUpdate(ctx, b, bl) == 1) &&
+           EVP_DigestFinal_ex(ctx, out, &n) == 1;
+}
+
+static int scram_hmac(roost_hash_t hash, const uint8_t *key, size_t klen, const void *msg,
+                      size_t mlen, uint8_t *out)
+{
+    uint8_t pad[HMAC_BLOCK], inner[EVP_MAX_MD_SIZE];
+    size_t hlen = roost_hash_len(hash);
+    int ok;
+
+    if (klen > HMAC_BLOCK)
+        return 0;
+    memset(pad, 0x36, sizeof(pad));
+    for (size_t i = 0; i < klen; i++)
+        pad[i] ^= key[i];
+    ok = digest2(hash, pad, sizeof(pad), msg, mlen, inner);
+    memset(pad, 0x5c, sizeof(pad));
+    for (size_t i = 0; i < klen; i++)
+        pad[i] ^= key[i];
+    ok = ok && digest2(hash, pad, sizeof(pad), inner, hlen, out);
+    OPENSSL_cleanse(pad, sizeof(pad));
+    OPENSSL_cleanse(inner, sizeof(inner));
+    return ok;
+}
+
 /* Verifies the proof: ClientKey := proof XOR HMAC(StoredKey, AuthMessage),
  * then H(ClientKey) must equal StoredKey. On success fills sig with
  * ServerSignature := HMAC(ServerKey, AuthMessage). Returns 1 on a match. */
@@ -606,24 +661,20 @@ static int scram_verify(const roost_sasl_t *s, const char *auth, size_t alen,
                         const uint8_t *proof, uint8_t *sig)
 {
     roost_hash_t hash = mech_hash(s->mech);
-    const EVP_MD *md = hash_md(hash);
     size_t i, hlen = roost_hash_len(hash);
     uint8_t csig[EVP_MAX_MD_SIZE], key[EVP_MAX_MD_SIZE], h[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
     int ok = 0;
 
-    if (HMAC(md, s->cred.stored_key, (int)hlen, (const uint8_t *)auth, alen,
-             csig, &n) == NULL)
+    if (!scram_hmac(hash, s->cred.stored_key, hlen, auth, alen, csig))
         return 0;
     for (i = 0; i < hlen; i++)
         key[i] = proof[i] ^ csig[i];
-    if (EVP_Digest(key, hlen, h, &n, md, NULL) == 1)
+    if (digest2(hash, key, hlen, NULL, 0, h))
         ok = roost_cred_ct_equal(h, s->cred.stored_key, hlen);
     OPENSSL_cleanse(key, sizeof(key));
     if (!ok || !s->known_user)
         return 0;
-    return HMAC(md, s->cred.server_key, (int)hlen, (const uint8_t *)auth, alen,
-                sig, &n) != NULL;
+    return scram_hmac(hash, s->cred.server_key, hlen, auth, alen, sig);
 }
 
 /* client-final-message = "c=" cbind ",r=" nonce [extensions] ",p=" proof. */
@@ -849,7 +900,8 @@ int roost_sasl_ssdp_hash(roost_hash_t hash, const char *const *mechs, size_t n_m
         if (join_sorted(cbs, n_cbs, buf, sizeof(buf), &at) < 0)
             return ROOST_EINVAL;
     }
-    if (EVP_Digest(buf, at, md, &mdlen, hash_md(hash), NULL) != 1)
+    const EVP_MD *alg;
+    if (digest_ctx(hash, &alg) == NULL || EVP_Digest(buf, at, md, &mdlen, alg, NULL) != 1)
         return ROOST_EINVAL;
     need = 4 * ((mdlen + 2) / 3);
     if (cap < need + 1)

@@ -38,12 +38,6 @@ int roost_sm_resumable(const roost_c2s_t *s);
 void roost_sm_on_envelope(roost_server_t *srv, const char *full, uint64_t seq,
                           const uint8_t *bytes, size_t len);
 
-/* A stanza envelope (env, borrowed) for full found no local session: if
- * that resource has a queue (detached, or in a drain's grace window) the
- * stanza is queued there instead of being lost. */
-void roost_sm_redirect(roost_server_t *srv, const char *full, const uint8_t *stanza,
-                       size_t len, const uint8_t *env, size_t env_len);
-
 /* The connection of bound session s is closing. 1: the session lives on
  * (detached, or taken over): the caller neither unbinds it nor sends
  * unavailable presence. 0: it ends as usual. */

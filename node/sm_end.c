@@ -140,29 +140,6 @@ void roost_sm_bind_takeover(roost_c2s_t *s)
         roost_c2s_ref(s);
 }
 
-/* ---- redirect of stanzas for vanished local sessions ------------------------ */
-
-static void on_redirected(int status, uint64_t seq, long long receivers, void *data)
-{
-    if (status != 0 && status != ROOST_ENOTFOUND)
-        ROOST_WARN(0, "sm: queueing a stanza for a gone session failed: %s",
-                   roost_strerror(status));
-}
-
-void roost_sm_redirect(roost_server_t *srv, const char *full, const uint8_t *stanza,
-                       size_t len, const uint8_t *env, size_t env_len)
-{
-    const char *slash = strchr(full, '/');
-    if (slash == NULL || len == 0)
-        return;
-    char *bare = strndup(full, (size_t)(slash - full));
-    if (bare == NULL)
-        return;
-    roost_store_sm_push(srv->store, bare, slash + 1, stanza, len, env, env_len,
-                        srv->cfg->sm_max_queue, on_redirected, NULL);
-    free(bare);
-}
-
 /* ---- drain ---------------------------------------------------------------- */
 
 static void on_graced(int status, void *data)

@@ -425,17 +425,36 @@ static int escape(roost_buf_t *b, const char *s, size_t n, int attr)
     return roost_buf_escape(b, s + run, n - run);
 }
 
+/* Appends the decimal form of v (the serializer runs per stanza and
+ * printf-style formatting was most of its cost). */
+static int put_uint(roost_buf_t *b, unsigned v)
+{
+    char d[12];
+    size_t i = sizeof(d);
+
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return roost_buf_append(b, d + i, sizeof(d) - i);
+}
+
 static int put_attr(roost_buf_t *b, const char *qname_pfx, unsigned idx,
                     const char *name, const char *value)
 {
-    int rc;
+    int rc = roost_buf_append(b, " ", 1);
 
-    if (qname_pfx && idx)
-        rc = roost_buf_printf(b, " %s%u:%s=\"", qname_pfx, idx, name);
-    else if (qname_pfx)
-        rc = roost_buf_printf(b, " %s:%s=\"", qname_pfx, name);
-    else
-        rc = roost_buf_printf(b, " %s=\"", name);
+    if (rc == 0 && qname_pfx) {
+        rc = roost_buf_puts(b, qname_pfx);
+        if (rc == 0 && idx)
+            rc = put_uint(b, idx);
+        if (rc == 0)
+            rc = roost_buf_append(b, ":", 1);
+    }
+    if (rc == 0)
+        rc = roost_buf_puts(b, name);
+    if (rc == 0)
+        rc = roost_buf_append(b, "=\"", 2);
     if (rc == 0)
         rc = escape(b, value, strlen(value), 1);
     if (rc == 0)
@@ -453,7 +472,9 @@ static int serialize(const roost_xml_t *el, const char *parent_ns, roost_buf_t *
         return escape(b, el->text ? el->text : "", el->text_len, 0);
     if (!name_ok(el->name))
         return ROOST_EINVAL;
-    rc = roost_buf_printf(b, "<%s", el->name);
+    rc = roost_buf_append(b, "<", 1);
+    if (rc == 0)
+        rc = roost_buf_puts(b, el->name);
     if (rc == 0 && strcmp(el->ns, parent_ns) != 0)
         rc = put_attr(b, NULL, 0, "xmlns", el->ns);
     /* Declare each foreign attribute namespace once, on this element. */
@@ -468,7 +489,11 @@ static int serialize(const roost_xml_t *el, const char *parent_ns, roost_buf_t *
             return ROOST_EINVAL;    /* declarations are ours to write */
         if (!first_use(el, a))
             continue;
-        rc = roost_buf_printf(b, " xmlns:ns%u=\"", prefix_index(el, a));
+        rc = roost_buf_puts(b, " xmlns:ns");
+        if (rc == 0)
+            rc = put_uint(b, prefix_index(el, a));
+        if (rc == 0)
+            rc = roost_buf_append(b, "=\"", 2);
         if (rc == 0)
             rc = escape(b, a->ns, strlen(a->ns), 1);
         if (rc == 0)
@@ -490,7 +515,11 @@ static int serialize(const roost_xml_t *el, const char *parent_ns, roost_buf_t *
     for (c = el->children; rc == 0 && c; c = c->next)
         rc = serialize(c, el->ns, b);
     if (rc == 0)
-        rc = roost_buf_printf(b, "</%s>", el->name);
+        rc = roost_buf_append(b, "</", 2);
+    if (rc == 0)
+        rc = roost_buf_puts(b, el->name);
+    if (rc == 0)
+        rc = roost_buf_append(b, ">", 1);
     return rc;
 }
 

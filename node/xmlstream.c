@@ -1,6 +1,12 @@
 /* The XML stream parser: drives expat in namespace mode over a byte stream,
  * turns depth-2 elements into stanza trees, and enforces RFC 6120's
- * restricted XML and our size/depth/attribute bounds. */
+ * restricted XML and our size/depth/attribute bounds. Between stanzas the
+ * expat parser (about 10 KiB once used) is parked; the least recently used
+ * parked parsers beyond a small process-wide number are freed, and such a
+ * stream's next bytes get a fresh parser, first fed the stream's own start
+ * tag again so that the namespace context of the header (prefixes, default
+ * namespace) is the same. Idle connections so cost no parser, and busy ones
+ * do not pay a parser per stanza. */
 #include "node/xmlstream.h"
 
 #include <expat.h>
@@ -25,7 +31,7 @@
 #define DEF_CHUNK 4096
 
 struct roost_xmlstream_s {
-    XML_Parser p;
+    XML_Parser p;            /* NULL while released between stanzas */
     roost_xmlstream_limits_t lim;
     roost_xmlstream_cb_t cb;
     void *data;
@@ -35,12 +41,18 @@ struct roost_xmlstream_s {
     roost_xml_t *cur;        /* innermost open element of stanza */
     roost_buf_t text;        /* character data not yet added to cur */
 
-    /* Byte accounting, in offsets since the parser was created: fed is
-     * everything handed to expat, mark the end of the last event we saw,
-     * stanza_start where the current stanza's start tag began. */
+    /* Byte accounting, in offsets of the peer's stream since the last
+     * reset: fed is everything handed to expat, mark the end of the last
+     * event we saw, stanza_start where the current stanza's start tag
+     * began. expat's own byte index plus base is such an offset (a re-primed
+     * parser saw the replayed header first, so base can differ from 0). */
     unsigned long long fed;
     unsigned long long mark;
     unsigned long long stanza_start;
+    long long base;
+
+    char *hdr;               /* the stream's start tag as received, for re-priming */
+    size_t hdr_len;
 
     char *keep;              /* input not yet given to expat while paused */
     size_t keep_len;
@@ -51,7 +63,40 @@ struct roost_xmlstream_s {
     unsigned failed : 1;     /* on_error ran */
     unsigned closed : 1;     /* on_close ran */
     const char *limit;       /* the limit behind the error, if one was */
+    unsigned priming : 1;    /* replaying hdr into a fresh parser: no callbacks */
+    unsigned parked : 1;     /* idle with a parser, on the park list */
+    roost_xmlstream_t *park_prev, *park_next;
 };
+
+/* Idle streams still holding a parser, oldest first. Process-wide: a node
+ * is one single-threaded loop (DESIGN §8). */
+static roost_xmlstream_t *park_head, *park_tail;
+static size_t park_n, park_max = ROOST_XMLSTREAM_PARK_DEFAULT;
+
+static void unpark(roost_xmlstream_t *s)
+{
+    if (!s->parked)
+        return;
+    if (s->park_prev)
+        s->park_prev->park_next = s->park_next;
+    else
+        park_head = s->park_next;
+    if (s->park_next)
+        s->park_next->park_prev = s->park_prev;
+    else
+        park_tail = s->park_prev;
+    s->park_prev = s->park_next = NULL;
+    s->parked = 0;
+    park_n--;
+}
+
+/* expat's byte index of the current event as a stream offset, or -1. */
+static long long cur_index(const roost_xmlstream_t *s)
+{
+    XML_Index idx = XML_GetCurrentByteIndex(s->p);
+
+    return idx < 0 ? -1 : (long long)idx + s->base;
+}
 
 static void fail(roost_xmlstream_t *s, const char *cond, const char *text)
 {
@@ -84,7 +129,7 @@ static int dead(const roost_xmlstream_t *s)
  * event; what lies beyond is buffered inside expat and bounded separately. */
 static void note_event(roost_xmlstream_t *s)
 {
-    XML_Index idx = XML_GetCurrentByteIndex(s->p);
+    long long idx = cur_index(s);
     int n = XML_GetCurrentByteCount(s->p);
     unsigned long long end;
 
@@ -167,10 +212,33 @@ static void drop_stanza(roost_xmlstream_t *s)
     roost_buf_free(&s->text);
 }
 
+/* Copies the raw start tag of the stream root out of expat's buffer (the
+ * whole token is there while its handler runs). Without context bytes in
+ * this expat build the copy is skipped, and the parser is then never
+ * released. */
+static void save_header(roost_xmlstream_t *s)
+{
+    int off = 0, size = 0, n = XML_GetCurrentByteCount(s->p);
+    const char *ctx = XML_GetInputContext(s->p, &off, &size);
+
+    free(s->hdr);
+    s->hdr = NULL;
+    s->hdr_len = 0;
+    if (ctx == NULL || n <= 0 || off < 0 || off + n > size || n > HEADER_MAX)
+        return;
+    s->hdr = malloc((size_t)n);
+    if (s->hdr == NULL)
+        return;
+    memcpy(s->hdr, ctx + off, (size_t)n);
+    s->hdr_len = (size_t)n;
+}
+
 static void open_stream(roost_xmlstream_t *s, const char *name, const char **atts)
 {
     roost_xml_t *hdr;
 
+    if (s->priming)
+        return;              /* the replayed header; reported the first time */
     if (s->mark > HEADER_MAX) {
         fail_limit(s, "stanza_size", "stream header too large");
         return;
@@ -184,8 +252,11 @@ static void open_stream(roost_xmlstream_t *s, const char *name, const char **att
         fail(s, "invalid-namespace", "stream element not in the streams namespace");
     else if (strcmp(hdr->name, "stream") != 0)
         fail(s, "bad-format", "root element is not <stream:stream>");
-    else if (s->cb.on_open)
-        s->cb.on_open(s->data, hdr);
+    else {
+        save_header(s);
+        if (s->cb.on_open)
+            s->cb.on_open(s->data, hdr);
+    }
     /* Borrowed by on_open only; an idle connection need not keep it. */
     roost_xml_free(hdr);
 }
@@ -215,7 +286,7 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
         return;
     }
     if (s->depth == 2)
-        s->stanza_start = (unsigned long long)XML_GetCurrentByteIndex(s->p);
+        s->stanza_start = (unsigned long long)cur_index(s);
     else if (flush_text(s) < 0)
         goto fail_mem;
     el = build_element(name, atts);
@@ -459,15 +530,85 @@ void roost_xmlstream_free(roost_xmlstream_t *s)
 {
     if (s == NULL)
         return;
-    XML_ParserFree(s->p);
+    unpark(s);
+    if (s->p != NULL)
+        XML_ParserFree(s->p);
     drop_stanza(s);
     free(s->keep);
+    free(s->hdr);
     free(s);
 }
 
 const char *roost_xmlstream_limit(const roost_xmlstream_t *s)
 {
     return s->limit;
+}
+
+static void release(roost_xmlstream_t *s)
+{
+    unpark(s);
+    XML_ParserFree(s->p);
+    s->p = NULL;
+    roost_buf_free(&s->text);
+}
+
+/* Between stanzas, with every byte fed so far reported by an event (so
+ * expat holds no partial token) and nothing kept or paused, the parser
+ * carries no state but the header's namespace context: park it, and free
+ * the parsers of the streams idle longest beyond park_max. */
+static void maybe_release(roost_xmlstream_t *s)
+{
+    if (s->p == NULL || s->hdr == NULL || s->in_parse || s->paused || dead(s) ||
+        s->depth != 1 || s->stanza != NULL || s->keep != NULL || s->mark != s->fed)
+        return;
+    if (!s->parked) {
+        s->parked = 1;
+        s->park_prev = park_tail;
+        s->park_next = NULL;
+        if (park_tail)
+            park_tail->park_next = s;
+        else
+            park_head = s;
+        park_tail = s;
+        park_n++;
+    }
+    while (park_n > park_max && park_head != NULL)
+        release(park_head);
+}
+
+void roost_xmlstream_set_park_max(size_t n)
+{
+    park_max = n;
+    while (park_n > park_max && park_head != NULL)
+        release(park_head);
+}
+
+/* A fresh parser in the state the released one had: the stream's start tag
+ * replayed (without callbacks), so prefixes and the default namespace
+ * resolve as before, and offsets continue where they were. */
+static int reprime(roost_xmlstream_t *s)
+{
+    enum XML_Status st;
+    XML_Parser p = parser_new(s);
+
+    if (p == NULL)
+        return ROOST_ENOMEM;
+    s->p = p;
+    s->depth = 0;
+    s->base = (long long)s->fed - (long long)s->hdr_len;
+    s->priming = 1;
+    s->in_parse = 1;
+    st = XML_Parse(p, s->hdr, (int)s->hdr_len, XML_FALSE);
+    s->in_parse = 0;
+    s->priming = 0;
+    if (st != XML_STATUS_OK || s->depth != 1 || s->failed)
+        return ROOST_EPROTO;
+    return 0;
+}
+
+int roost_xmlstream_released(const roost_xmlstream_t *s)
+{
+    return s->p == NULL;
 }
 
 void roost_xmlstream_set_limits(roost_xmlstream_t *s, const roost_xmlstream_limits_t *limits)
@@ -572,6 +713,12 @@ static int run(roost_xmlstream_t *s, const char *buf, size_t len)
     enum XML_Status st;
     int rc;
 
+    unpark(s);               /* busy again: its parser is no longer idle */
+    if (s->p == NULL && len > 0 && (rc = reprime(s)) < 0) {
+        fail(s, "internal-server-error", rc == ROOST_ENOMEM ? "out of memory"
+                                                            : "stream state lost");
+        return ROOST_EPROTO;
+    }
     while (off < len) {
         n = len - off;
         if (n > s->lim.chunk)
@@ -605,13 +752,18 @@ static int run(roost_xmlstream_t *s, const char *buf, size_t len)
 
 int roost_xmlstream_feed(roost_xmlstream_t *s, const char *buf, size_t len)
 {
+    int rc;
+
     if (s->failed)
         return ROOST_EPROTO;
     if (s->paused)
         return ROOST_EINVAL;
     if (s->closed)
         return 0;
-    return run(s, buf, len);
+    rc = run(s, buf, len);
+    if (rc == 0)
+        maybe_release(s);
+    return rc;
 }
 
 void roost_xmlstream_pause(roost_xmlstream_t *s)
@@ -644,6 +796,8 @@ int roost_xmlstream_resume(roost_xmlstream_t *s)
         s->keep = NULL;
         s->keep_len = 0;
     }
+    if (rc == 0)
+        maybe_release(s);
     return rc;
 }
 
@@ -663,13 +817,19 @@ int roost_xmlstream_reset(roost_xmlstream_t *s)
     p = parser_new(s);
     if (p == NULL)
         return ROOST_ENOMEM;
-    XML_ParserFree(s->p);
+    unpark(s);
+    if (s->p != NULL)
+        XML_ParserFree(s->p);
     s->p = p;
     drop_stanza(s);
     free(s->keep);
     s->keep = NULL;
     s->keep_len = 0;
+    free(s->hdr);
+    s->hdr = NULL;
+    s->hdr_len = 0;
     s->depth = 0;
+    s->base = 0;
     s->fed = s->mark = s->stanza_start = 0;
     s->in_parse = s->stopping = s->paused = s->failed = s->closed = 0;
     s->limit = NULL;

@@ -63,6 +63,15 @@ int roost_xmlstream_reset(roost_xmlstream_t *s);
  * or NULL when the error was not a limit. Cleared by reset. */
 const char *roost_xmlstream_limit(const roost_xmlstream_t *s);
 
+/* 1 while the expat parser is released (idle between stanzas); the next
+ * feed creates a new one. For tests and memory accounting. */
+int roost_xmlstream_released(const roost_xmlstream_t *s);
+
+/* How many idle streams of the process may keep their parser (the most
+ * recently active ones); the others are released. 0 releases at once. */
+#define ROOST_XMLSTREAM_PARK_DEFAULT 256
+void roost_xmlstream_set_park_max(size_t n);
+
 /* Changes the limits (e.g. larger stanzas once authenticated). */
 void roost_xmlstream_set_limits(roost_xmlstream_t *s, const roost_xmlstream_limits_t *limits);
 

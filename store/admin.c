@@ -652,6 +652,11 @@ int roost_admin_user_del(roost_admin_t *a, const roost_jid_t *jid)
     if (!(r = cmd(a, 2, rest, NULL)))
         goto fail_v;
     freeReplyObject(r);
+    /* Nodes caching this user's sessions drop them (store/cache.h). */
+    const char *inval[] = { "PUBLISH", ROOST_KEY_INVAL, keys[1] };
+    if (!(r = cmd(a, 3, inval, NULL)))
+        goto fail_v;
+    freeReplyObject(r);
     if (!(r = cmd(a, 3, srem, NULL)))
         goto fail_v;
     freeReplyObject(r);

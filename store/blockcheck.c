@@ -53,14 +53,19 @@ void roost_store_blockcheck_cand_clear(roost_blockcheck_cand_t *c)
 }
 
 /* KEYS sender's list, recipient's list; ARGV nr, nr recipient candidates,
- * then the sender's candidates. SISMEMBER on an absent key is 0. */
+ * then the sender's candidates. Most users block nobody: one EXISTS over
+ * both keys answers that case alone; otherwise one SMISMEMBER per list
+ * (all zeros on an absent key), not one SISMEMBER per candidate. */
 static roost_lua_t lua_check = {
+    "if redis.call('EXISTS', KEYS[1], KEYS[2]) == 0 then return 0 end\n"
     "local nr = tonumber(ARGV[1])\n"
-    "for i = 2, nr + 1 do\n"
-    "  if redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 1 then return 1 end\n"
+    "local m = redis.call('SMISMEMBER', KEYS[1], unpack(ARGV, 2, nr + 1))\n"
+    "for i = 1, #m do\n"
+    "  if m[i] == 1 then return 1 end\n"
     "end\n"
-    "for i = nr + 2, #ARGV do\n"
-    "  if redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 1 then return 2 end\n"
+    "m = redis.call('SMISMEMBER', KEYS[2], unpack(ARGV, nr + 2, #ARGV))\n"
+    "for i = 1, #m do\n"
+    "  if m[i] == 1 then return 2 end\n"
     "end\n"
     "return 0\n",
     ""
@@ -138,6 +143,53 @@ fail_sd:
 fail_rc:
     roost_store_blockcheck_cand_clear(&rc_cand);
     return rc;
+}
+
+static int list_has(const roost_store_blocklist_t *b, const roost_blockcheck_cand_t *c)
+{
+    for (size_t i = 0; i < b->n; i++)
+        for (size_t j = 0; j < c->n; j++)
+            if (strcmp(b->items[i], c->s[j]) == 0)
+                return 1;
+    return 0;
+}
+
+int roost_store_blockcheck_cached(roost_store_t *st, const roost_jid_t *sender,
+                                  const roost_jid_t *recipient, int *verdict)
+{
+    roost_blockcheck_cand_t rc_cand, sd_cand;
+    int hit = 0;
+
+    if (!st || !sender || !recipient || !sender->local || !recipient->local || !verdict)
+        return 0;
+    char *ks = roost_key_block(sender->bare), *kr = roost_key_block(recipient->bare);
+    if (!ks || !kr)
+        goto out;
+    const roost_store_blocklist_t *bs = roost_store_block_cached(st, ks);
+    const roost_store_blocklist_t *br = roost_store_block_cached(st, kr);
+    /* A miss starts a read for next time; this stanza takes the script. */
+    if (bs == NULL)
+        roost_store_block_fill(st, ks);
+    if (br == NULL)
+        roost_store_block_fill(st, kr);
+    if (bs == NULL || br == NULL || bs->big || br->big)
+        goto out;
+    if (roost_store_blockcheck_candidates(recipient, &rc_cand) < 0)
+        goto out;
+    if (roost_store_blockcheck_candidates(sender, &sd_cand) < 0) {
+        roost_store_blockcheck_cand_clear(&rc_cand);
+        goto out;
+    }
+    *verdict = list_has(bs, &rc_cand) ? ROOST_BLOCKCHECK_BY_SENDER
+             : list_has(br, &sd_cand) ? ROOST_BLOCKCHECK_BY_RECIPIENT
+                                      : ROOST_BLOCKCHECK_NONE;
+    hit = 1;
+    roost_store_blockcheck_cand_clear(&sd_cand);
+    roost_store_blockcheck_cand_clear(&rc_cand);
+out:
+    free(ks);
+    free(kr);
+    return hit;
 }
 
 /* ---- presence fan-out filter ---------------------------------------------- */

@@ -42,6 +42,12 @@ int roost_store_blockcheck(roost_store_t *st, const roost_jid_t *sender,
                            const roost_jid_t *recipient, roost_store_blockcheck_cb cb,
                            void *data);
 
+/* The same verdict from the node's block-list cache (store/cache.h),
+ * without Redis: 1 and *verdict when both lists are cached, else 0 (and a
+ * background read of the missing lists starts, for the next stanza). */
+int roost_store_blockcheck_cached(roost_store_t *st, const roost_jid_t *sender,
+                                  const roost_jid_t *recipient, int *verdict);
+
 /* Presence fan-out filter: for each contact bares[i] (n <= 4096), blocked[i]
  * = 1 when user's list matches the contact (its bare JID or domain) or the
  * contact's list matches user (any of user's candidates), else 0. Pipelined

@@ -166,7 +166,7 @@ int roost_store_blocklist_add(roost_store_t *st, const char *bare, const char *c
         goto fail_argv;
     }
     x->cb.status = cb;
-    rc = roost_store_eval(st, &lua_add, 1, argc, a, al, on_status, x);
+    rc = roost_store_eval_inval(st, &lua_add, 1, argc, a, al, key, on_status, x);
     if (rc < 0)
         free(x);
 fail_argv:
@@ -197,7 +197,7 @@ int roost_store_blocklist_remove(roost_store_t *st, const char *bare, const char
         goto fail_argv;
     }
     x->cb.status = cb;
-    rc = roost_store_command(st, argc, a, al, on_status, x);
+    rc = roost_store_command_inval(st, argc, a, al, key, on_status, x);
     if (rc < 0)
         free(x);
 fail_argv:

@@ -101,6 +101,8 @@ static roost_lua_t reap_lua = {
     "            end\n"
     "          else\n"
     "            redis.call('HDEL', k, r)\n"
+    /* Read caches (store/cache.h) drop this user's records. */
+    "            redis.call('PUBLISH', 'roost:inval', k)\n"
     "            out[#out + 1] = fj\n"
     "            out[#out + 1] = cur\n"
     "          end\n"

@@ -187,6 +187,40 @@ static int hostname_ok(const char *d)
  * ROOST_JID_PART_MAX + 1 bytes: libidn reports a too-small buffer only
  * when the final output does not fit, and any output that long is over
  * the part limit anyway, so no retry with a bigger buffer is needed. */
+/* For plain ASCII the three profiles are simple: no mapping table but
+ * case folding (nodeprep, nameprep) has an ASCII entry, NFKC leaves ASCII
+ * alone, and only space and controls (plus nodeprep's eight extra
+ * characters) are prohibited. So letters, digits and "-._" (and, for a
+ * resource, any printable ASCII but space) give the same result as libidn
+ * without its UCS-4 round trip; everything else goes the slow way. Returns
+ * 1 and sets *out, 0 to use libidn, or ROOST_ENOMEM. */
+static int prep_ascii(int profile, const char *in, size_t len, char **out)
+{
+    char *buf;
+
+    if (len > ROOST_JID_PART_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)in[i];
+        int ok = profile == PROFILE_RESOURCE
+                     ? c > 0x20 && c < 0x7f
+                     : (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                           (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
+        if (!ok)
+            return 0;
+    }
+    buf = malloc(len + 1);
+    if (buf == NULL)
+        return ROOST_ENOMEM;
+    for (size_t i = 0; i < len; i++) {
+        char c = in[i];
+        buf[i] = profile != PROFILE_RESOURCE && c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+    }
+    buf[len] = '\0';
+    *out = buf;
+    return 1;
+}
+
 static int prep(int profile, const char *in, size_t len, char **out)
 {
     size_t cap = (len > ROOST_JID_PART_MAX ? len : ROOST_JID_PART_MAX) + 1;
@@ -196,6 +230,9 @@ static int prep(int profile, const char *in, size_t len, char **out)
     *out = NULL;
     if (len == 0 || len > JID_INPUT_MAX || memchr(in, '\0', len) || !utf8_valid(in, len))
         return ROOST_EINVAL;
+    rc = prep_ascii(profile, in, len, out);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
     buf = malloc(cap);
     if (buf == NULL)
         return ROOST_ENOMEM;
@@ -214,6 +251,19 @@ static int prep(int profile, const char *in, size_t len, char **out)
     if (rc != STRINGPREP_OK || buf[0] == '\0' || strlen(buf) > ROOST_JID_PART_MAX) {
         rc = ROOST_EINVAL;
         goto fail_buf;
+    }
+    /* The work buffer is ROOST_JID_PART_MAX + 1 bytes; a session keeps
+     * several prepared parts for its lifetime, so hand back a copy of the
+     * size it needs (a failed shrink keeps the big one). */
+    {
+        size_t n = strlen(buf) + 1;
+        char *small = n < cap ? malloc(n) : NULL;
+
+        if (small != NULL) {
+            memcpy(small, buf, n);
+            free(buf);
+            buf = small;
+        }
     }
     *out = buf;
     return 0;

@@ -6,6 +6,12 @@
 #define ROOST_KEY_EPOCH   "roost:epoch"    /* string counter: node epochs */
 #define ROOST_KEY_NODES   "roost:nodes"    /* zset node id -> ms heartbeat */
 #define ROOST_KEY_DOMAINS "roost:domains"  /* set of domains with accounts */
+/* Channel every node subscribes to: a writer of a cached key (a session
+ * hash, a block list) publishes the key's name there after the write
+ * ("key" or "key|node:seq", the writer's token), or ROOST_INVAL_ALL when it
+ * changed many (store/cache.h). */
+#define ROOST_KEY_INVAL   "roost:inval"
+#define ROOST_INVAL_ALL   "*"
 
 /* Each builder returns a malloc'd NUL-terminated name (caller frees) or NULL
  * when out of memory or an argument is NULL. bare is a prepared

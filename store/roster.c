@@ -721,6 +721,18 @@ static void on_multi(int status, void *reply, void *data)
     free(x);
 }
 
+/* One user: a plain HGETALL (no script to run) through
+ * roost_store_session_list, whose answer also fills the node cache. */
+static void on_single(int status, const roost_session_t *recs, size_t n, void *data)
+{
+    ctx_t *x = data;
+    size_t off = 0, count = n;
+
+    x->cb.multi(status, status == 0 ? recs : NULL, status == 0 ? &off : NULL,
+                status == 0 ? &count : NULL, status == 0 ? 1 : 0, x->data);
+    free(x);
+}
+
 int roost_store_sessions_multi(roost_store_t *st, const char *const *bares, size_t n,
                                roost_store_sessions_multi_cb cb, void *data)
 {
@@ -734,6 +746,17 @@ int roost_store_sessions_multi(roost_store_t *st, const char *const *bares, size
     for (size_t i = 0; i < n; i++)
         if (!bares[i])
             return ROOST_EINVAL;
+    if (n == 1) {
+        ctx_t *x = ctx_new(data);
+        if (!x)
+            return ROOST_ENOMEM;
+        x->cb.multi = cb;
+        x->n = 1;
+        rc = roost_store_session_list(st, bares[0], on_single, x);
+        if (rc < 0)
+            free(x);
+        return rc;
+    }
     if (!(keys = calloc(n ? n : 1, sizeof(*keys))))
         return ROOST_ENOMEM;
     if (!(a = calloc(n ? n : 1, sizeof(*a))))

@@ -21,6 +21,10 @@
     "  return -2\n" \
     "end\n"
 
+/* The session writes below are followed by a PUBLISH on roost:inval from
+ * the writer (store.c, write_inval), which read caches on every node
+ * (store/cache.h) use to drop the key. */
+
 static const char bind_lua[] =
     FENCE("3", "5")
     "local cur = redis.call('HGET', KEYS[1], ARGV[1])\n"
@@ -87,6 +91,7 @@ static const char cleanup_lua[] =
     "  end\n"
     "end\n"
     "redis.call('DEL', KEYS[1])\n"
+    "if n > 0 then redis.call('PUBLISH', 'roost:inval', '*') end\n"
     "return n\n";
 
 /* The lease written here is minimal; node/cluster.c renews it at once with

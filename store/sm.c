@@ -174,6 +174,8 @@ static roost_lua_t lua_expire = {
     "        local _, conn, node = string.match(cur, " HDR_PATTERN ")\n"
     "        if conn == f[3] and node == f[4] then\n"
     "          redis.call('HDEL', sk, res)\n"
+    /* Read caches (store/cache.h) drop this user's records. */
+    "          redis.call('PUBLISH', 'roost:inval', sk)\n"
     "          redis.call('SREM', ARGV[6] .. node, m)\n"
     "          rec = cur\n"
     "        end\n"
@@ -340,6 +342,17 @@ static int eval(roost_store_t *st, roost_lua_t *lua, int nkeys, int n, const cha
     return rc;
 }
 
+/* eval for a script that may write the session hash sess: read caches on
+ * every node drop it (store/cache.h) before the caller hears back. */
+static int eval_sess(roost_store_t *st, roost_lua_t *lua, int nkeys, int n, const char **a,
+                     const size_t *al, const char *sess, roost_store_reply_cb fn, ctx_t *x)
+{
+    int rc = roost_store_eval_inval(st, lua, nkeys, n, a, al, sess, fn, x);
+    if (rc < 0)
+        free(x);
+    return rc;
+}
+
 int roost_store_sm_enable(roost_store_t *st, const char *bare, const char *resource,
                           const char *id, uint64_t conn_id, unsigned timeout_ms,
                           roost_store_status_cb cb, void *data)
@@ -400,7 +413,7 @@ int roost_store_sm_grace(roost_store_t *st, const char *bare, const char *resour
         size_t al[13];
         roost_reply_arglens(a, al, 12);
         al[12] = new_len;
-        rc = eval(st, &lua_grace, 5, 13, a, al, on_status, x);
+        rc = eval_sess(st, &lua_grace, 5, 13, a, al, sess, on_status, x);
     }
     free(lease);
     free(sess);
@@ -724,7 +737,7 @@ int roost_store_sm_takeover(roost_store_t *st, const char *bare, const char *res
         size_t al[15];
         for (int i = 0; i < 15; i++)
             al[i] = i == 8 ? old_len : i == 9 ? new_len : strlen(a[i]);
-        rc = eval(st, &lua_takeover, 6, 15, a, al, on_takeover, x);
+        rc = eval_sess(st, &lua_takeover, 6, 15, a, al, sess, on_takeover, x);
     }
     free(ns);
     free(lease);

@@ -8,9 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/time.h>
 
 #include "proto/roost.pb-c.h"
+#include "store/cache.h"
 #include "store/cluster.h"
 #include "store/error.h"
 #include "store/keys.h"
@@ -23,6 +25,8 @@
 #define LEASE_MS 10000     /* default first lease of roost:node:<id>; node/cluster.c renews */
 #define SCRIPT_ARGS_MAX 1100 /* keys + args of one script call (sessions_multi: 1024 keys) */
 #define ITER_MAX 10000000u /* refuse absurd stored SCRAM iteration counts */
+#define CACHE_MAX 65536    /* users whose session hash / block list a node caches */
+#define CACHE_TTL_MS 5000  /* bound on staleness from a writer that does not publish */
 
 typedef struct call_s call_t;
 typedef void (*call_fn)(call_t *c, int status, redisReply *r);
@@ -58,6 +62,14 @@ struct call_s {
     uint64_t epoch;              /* bind */
     char node_id[ROOST_NODE_ID_MAX + 1];
     char *resource;              /* bind, get */
+    char *cache_key;             /* list: the key whose reply may fill the cache;
+                                  * a write: the key whose invalidation it awaits */
+    uint64_t ticket;
+    int wait_inval;              /* a write: answer only once our sub link saw its
+                                  * invalidation (see park_reply) */
+    uint64_t inval_seq;          /* ... identified by this node's sequence number */
+    redisReply *saved;           /* parked: a copy of the reply */
+    uint64_t park_deadline;
 };
 
 /* One Redis connection. timer is the reconnect timer while ac is NULL and
@@ -96,16 +108,117 @@ struct roost_store_s {
     char sha[ROOST_SCRIPT_COUNT][ROOST_SCRIPT_SHA_LEN + 1];
     roost_store_observer_cb observer;
     void *observer_data;
+    /* Read caches, live only while the sub link is subscribed to
+     * ROOST_KEY_INVAL: without it an invalidation could be missed. */
+    roost_cache_t *sess_cache;   /* roost:sess:{bare} -> sess_value_t */
+    roost_cache_t *block_cache;  /* roost:block:{bare} -> roost_store_blocklist_t */
+    int cache_live;
+    int in_sub;                  /* inside the sub link's reply processing */
+    int draining;                /* cache_sync is reading the sub link */
+    /* Route messages read by cache_sync, delivered from the loop in order. */
+    struct deferred_s *dq_head, *dq_tail;
+    uv_timer_t dq_timer;
+    /* Writes whose reply came before their invalidation (prev/next). */
+    call_t *park_head, *park_tail;
+    uv_timer_t park_timer;
+    uint64_t inval_next;         /* last sequence number given to a write */
+    uint64_t inval_seen;         /* highest own sequence number seen on the sub link */
 };
+
+typedef struct deferred_s {
+    struct deferred_s *next;
+    size_t len;
+    uint8_t bytes[];
+} deferred_t;
+
+typedef struct {
+    roost_session_t *recs;
+    size_t n;
+} sess_value_t;
+
+static void sess_value_free(void *v)
+{
+    sess_value_t *sv = v;
+    if (sv == NULL)
+        return;
+    for (size_t i = 0; i < sv->n; i++)
+        roost_session_clear(&sv->recs[i]);
+    free(sv->recs);
+    free(sv);
+}
+
+static void block_value_free(void *v)
+{
+    roost_store_blocklist_t *b = v;
+    if (b == NULL)
+        return;
+    for (size_t i = 0; i < b->n; i++)
+        free(b->items[i]);
+    free(b->items);
+    free(b);
+}
+
+static void park_release(roost_store_t *st, uint64_t seq);
+static void inval_seen(roost_store_t *st, const char *payload);
+
+static void cache_off(roost_store_t *st)
+{
+    st->cache_live = 0;
+    roost_cache_clear(st->sess_cache);
+    roost_cache_clear(st->block_cache);
+    park_release(st, UINT64_MAX);
+}
+
+/* A message on ROOST_KEY_INVAL: the name of a changed key, or "*". */
+static void cache_invalidate(roost_store_t *st, const char *key, size_t len)
+{
+    char buf[ROOST_STORE_INVAL_MAX + 1];
+    static const char sp[] = "roost:sess:", bp[] = "roost:block:";
+
+    if (len > ROOST_STORE_INVAL_MAX || (len == 1 && key[0] == '*')) {
+        roost_cache_clear(st->sess_cache);
+        roost_cache_clear(st->block_cache);
+        park_release(st, UINT64_MAX);
+        return;
+    }
+    memcpy(buf, key, len);
+    buf[len] = '\0';
+    /* "key|node:seq": the writer's token after the key (write_inval). */
+    char *bar = strchr(buf, '|');
+    if (bar != NULL) {
+        inval_seen(st, buf);
+        *bar = '\0';
+        len = (size_t)(bar - buf);
+    }
+    if (len > sizeof(sp) - 1 && memcmp(buf, sp, sizeof(sp) - 1) == 0)
+        roost_cache_invalidate(st->sess_cache, buf);
+    else if (len > sizeof(bp) - 1 && memcmp(buf, bp, sizeof(bp) - 1) == 0)
+        roost_cache_invalidate(st->block_cache, buf);
+    else {
+        /* A key we do not know: whatever it was, be safe. */
+        roost_cache_clear(st->sess_cache);
+        roost_cache_clear(st->block_cache);
+    }
+}
 
 static void link_connect(link_t *l);
 
 /* ---- pending calls and deadlines ------------------------------------- */
 
+static void reply_free(redisReply *r)
+{
+    if (r != NULL) {
+        free(r->str);
+        free(r);
+    }
+}
+
 static void call_free(call_t *c)
 {
     free(c->argv);   /* argvlen and the copied bytes live in the same block */
     free(c->resource);
+    free(c->cache_key);
+    reply_free(c->saved);
     free(c);
 }
 
@@ -153,6 +266,172 @@ static int is_noscript(const redisReply *r)
     return r->type == REDIS_REPLY_ERROR && r->len >= 8 && memcmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
+/* ---- writes answered after their invalidation ------------------------ *
+ * Redis hands a script's reply to the writer before (often well before)
+ * the invalidation it published reaches the subscribers. Were the writer
+ * to answer its client at once, that client could make another node read
+ * its cache before the invalidation arrived there (e.g. a message right
+ * after "carbons disabled"). So a write's callback waits until this node's
+ * own sub link has the invalidation: Redis wrote it to every subscriber in
+ * the same pass, so the other nodes have it too. At most PARK_MS. */
+
+#define PARK_MS 50
+
+static int usable(const roost_store_t *st);
+static call_t *call_new(roost_store_t *st, call_fn fn, void *data);
+static int call_send(roost_store_t *st, call_t *c, int argc, const char **argv,
+                     const size_t *argvlen);
+
+/* A copy of a scalar reply (our writes answer nil, integers or strings). */
+static redisReply *reply_copy(const redisReply *r)
+{
+    redisReply *c;
+
+    if (r->type == REDIS_REPLY_ARRAY)
+        return NULL;
+    if ((c = calloc(1, sizeof(*c))) == NULL)
+        return NULL;
+    c->type = r->type;
+    c->integer = r->integer;
+    if (r->str != NULL) {
+        if ((c->str = malloc(r->len + 1)) == NULL) {
+            free(c);
+            return NULL;
+        }
+        memcpy(c->str, r->str, r->len);
+        c->str[r->len] = '\0';
+        c->len = r->len;
+    }
+    return c;
+}
+
+static void park_unlink(roost_store_t *st, call_t *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        st->park_head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        st->park_tail = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void park_finish(roost_store_t *st, call_t *c)
+{
+    park_unlink(st, c);
+    c->done = 1;
+    c->fn(c, 0, c->saved);
+    call_free(c);
+}
+
+/* Answers the parked writes whose invalidation is out: those numbered up
+ * to seq (UINT64_MAX: all). Our invalidations are published in the order
+ * of the writes, on one link, and arrive on the sub link in that order; so
+ * seeing number S means every write up to S has its invalidation out, and
+ * the park list (replies arrive in write order) is answered from its head. */
+static void park_release(roost_store_t *st, uint64_t seq)
+{
+    int was = st->in_sub;
+
+    st->in_sub = 1;     /* callbacks may look at the cache: no sub-link read */
+    while (st->park_head != NULL && st->park_head->inval_seq <= seq)
+        park_finish(st, st->park_head);
+    st->in_sub = was;
+}
+
+static void on_park_timer(uv_timer_t *t)
+{
+    roost_store_t *st = t->data;
+    uint64_t now = uv_now(st->loop);
+
+    while (st->park_head != NULL && st->park_head->park_deadline <= now)
+        park_finish(st, st->park_head);
+    if (st->park_head != NULL && !st->closing)
+        uv_timer_start(&st->park_timer, on_park_timer, st->park_head->park_deadline - now, 0);
+}
+
+/* 1 when c was parked (its reply copied; c leaves the deadline FIFO). */
+static int park_reply(call_t *c, const redisReply *r)
+{
+    roost_store_t *st = c->st;
+    redisReply *copy;
+
+    if (!c->wait_inval || c->inval_seq <= st->inval_seen || c->done || st->closing ||
+        !st->cache_live || c->cache_key == NULL || (copy = reply_copy(r)) == NULL)
+        return 0;
+    unlink_call(c);
+    c->saved = copy;
+    c->park_deadline = uv_now(st->loop) + PARK_MS;
+    c->prev = st->park_tail;
+    c->next = NULL;
+    if (st->park_tail)
+        st->park_tail->next = c;
+    else
+        st->park_head = c;
+    st->park_tail = c;
+    if (!uv_is_active((uv_handle_t *)&st->park_timer))
+        uv_timer_start(&st->park_timer, on_park_timer, PARK_MS, 0);
+    return 1;
+}
+
+/* An invalidation "key|node:seq" arrived: when it is one of ours, the
+ * writes up to seq have theirs out. */
+static void inval_seen(roost_store_t *st, const char *payload)
+{
+    const char *bar = strchr(payload, '|');
+    size_t nl = strlen(st->node_id);
+    char *end;
+
+    if (bar == NULL || strncmp(bar + 1, st->node_id, nl) != 0 || bar[1 + nl] != ':')
+        return;             /* another node's write */
+    unsigned long long seq = strtoull(bar + 2 + nl, &end, 10);
+    if (*end != '\0' || seq <= st->inval_seen)
+        return;
+    st->inval_seen = seq;
+    park_release(st, seq);
+}
+
+/* Marks c as a write of key whose answer waits for its invalidation; the
+ * token makes that invalidation this write's own. */
+static void await_inval(roost_store_t *st, call_t *c, const char *key)
+{
+    size_t kl;
+
+    if (key == NULL)
+        return;
+    kl = strlen(key);
+    free(c->cache_key);
+    if ((c->cache_key = malloc(kl + 1 + ROOST_NODE_ID_MAX + 1 + 21 + 1)) == NULL)
+        return;
+    c->inval_seq = ++st->inval_next;
+    snprintf(c->cache_key, kl + 1 + ROOST_NODE_ID_MAX + 1 + 21 + 1, "%s|%s:%" PRIu64, key,
+             st->node_id, c->inval_seq);
+    c->wait_inval = st->cache_live;
+}
+
+static void on_inval_published(call_t *c, int status, redisReply *r)
+{
+    (void)c;
+    (void)status;
+    (void)r;
+}
+
+/* After a write of c's key went out on the command link: its
+ * invalidation, on the same link so it executes after the write. Every
+ * node's cache drops the key; this node also answers c when it sees it. */
+static void write_inval(roost_store_t *st, call_t *c)
+{
+    if (c->cache_key == NULL || usable(st) != 0)
+        return;
+    call_t *p = call_new(st, on_inval_published, NULL);
+    if (p == NULL)
+        return;
+    const char *argv[] = { "PUBLISH", ROOST_KEY_INVAL, c->cache_key };
+    call_send(st, p, 3, argv, NULL);
+}
+
 static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     call_t *c = priv;
@@ -183,6 +462,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
         call_free(c);
         return;
     }
+    if (r->type != REDIS_REPLY_ERROR && park_reply(c, r))
+        return;             /* answered by park_release or the park timer */
     complete(c, 0, r);
     call_free(c);
 }
@@ -212,10 +493,74 @@ static int usable(const roost_store_t *st)
 
 /* Sends c on the command link and queues it for its deadline. On error c
  * is freed and its callback will not run. */
+/* RESP for argv, built here rather than by hiredis' argv formatter (its
+ * sdscatfmt per argument cost more than the rest of a small call). One
+ * buffer for the process: hiredis copies the bytes before we return. */
+static char *resp_buf;
+static size_t resp_cap;
+
+static char *put_dec(char *p, size_t v)
+{
+    char d[24];
+    size_t i = sizeof(d);
+
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    memcpy(p, d + i, sizeof(d) - i);
+    return p + (sizeof(d) - i);
+}
+
+static int resp_format(int argc, const char **argv, const size_t *argvlen, size_t *out)
+{
+    size_t need = 1 + 20 + 2;
+    char *p;
+
+    for (int i = 0; i < argc; i++) {
+        size_t l = argvlen ? argvlen[i] : strlen(argv[i]);
+        if (l > SIZE_MAX / 2 - need - 64)
+            return ROOST_EINVAL;
+        need += 1 + 20 + 2 + l + 2;
+    }
+    if (need > resp_cap) {
+        size_t cap = resp_cap ? resp_cap : 4096;
+        while (cap < need)
+            cap *= 2;
+        char *nb = realloc(resp_buf, cap);
+        if (nb == NULL)
+            return ROOST_ENOMEM;
+        resp_buf = nb;
+        resp_cap = cap;
+    }
+    p = resp_buf;
+    *p++ = '*';
+    p = put_dec(p, (size_t)argc);
+    *p++ = '\r';
+    *p++ = '\n';
+    for (int i = 0; i < argc; i++) {
+        size_t l = argvlen ? argvlen[i] : strlen(argv[i]);
+        *p++ = '$';
+        p = put_dec(p, l);
+        *p++ = '\r';
+        *p++ = '\n';
+        if (l)
+            memcpy(p, argv[i], l);
+        p += l;
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    *out = (size_t)(p - resp_buf);
+    return 0;
+}
+
 static int call_send(roost_store_t *st, call_t *c, int argc, const char **argv,
                      const size_t *argvlen)
 {
-    if (redisAsyncCommandArgv(st->cmd.ac, on_reply, c, argc, argv, argvlen) != REDIS_OK) {
+    size_t len;
+
+    if (resp_format(argc, argv, argvlen, &len) < 0 ||
+        redisAsyncFormattedCommand(st->cmd.ac, on_reply, c, resp_buf, len) != REDIS_OK) {
         call_free(c);
         return ROOST_EREDIS;
     }
@@ -316,6 +661,8 @@ static void link_lost(link_t *l)
     roost_store_t *st = l->st;
 
     l->ready = 0;
+    if (l->is_sub)
+        cache_off(st);     /* invalidations published from now on are missed */
     if (st->closing)
         return;
     uv_timer_start(&l->timer, on_link_timer, l->backoff, 0);
@@ -402,6 +749,79 @@ static void on_init_reply(redisAsyncContext *ac, void *reply, void *priv)
         link_ready(l);
 }
 
+/* ---- keeping the cache in step with the client sockets ---------------- *
+ * A writer publishes the invalidation inside its script, so Redis has sent
+ * it before anyone learns of the write; but this node may read a client's
+ * stanza (caused by that write, e.g. "carbons disabled" answered) before
+ * the sub link's bytes in the same loop turn. So a lookup first reads
+ * whatever already waits on the sub link. Route messages read that way are
+ * not delivered on the lookup's call stack but queued for the loop. */
+
+static void dq_flush(roost_store_t *st)
+{
+    while (st->dq_head != NULL) {
+        deferred_t *d = st->dq_head;
+        st->dq_head = d->next;
+        if (st->dq_head == NULL)
+            st->dq_tail = NULL;
+        if (!st->closing && st->msg_cb) {
+            st->in_sub = 1;
+            st->msg_cb(d->bytes, d->len, st->msg_data);
+            st->in_sub = 0;
+        }
+        free(d);
+    }
+}
+
+static void on_dq_timer(uv_timer_t *t)
+{
+    dq_flush(t->data);
+}
+
+static void defer_message(roost_store_t *st, const char *msg, size_t len)
+{
+    deferred_t *d = malloc(sizeof(*d) + (len ? len : 1));
+    if (d == NULL)
+        return;    /* as if pub/sub had lost it: the fast path is at-most-once */
+    d->next = NULL;
+    d->len = len;
+    memcpy(d->bytes, msg, len);
+    if (st->dq_tail)
+        st->dq_tail->next = d;
+    else
+        st->dq_head = d;
+    st->dq_tail = d;
+    uv_timer_start(&st->dq_timer, on_dq_timer, 0, 0);
+}
+
+/* 1 when the cache may answer now: live, and nothing unread waits on the
+ * sub link (read here if it does, a few times at most). Inside the sub
+ * link's own callbacks (where a client's parked stanzas may resume) the
+ * link cannot be read, so the cache does not answer there. */
+static int cache_sync(roost_store_t *st)
+{
+    redisAsyncContext *ac;
+    int fd;
+
+    if (!st->cache_live || st->draining || st->in_sub)
+        return 0;
+    for (int i = 0; i < 4; i++) {
+        ac = st->sub.ac;
+        if (ac == NULL || !st->cache_live)
+            return 0;
+        fd = ac->c.fd;
+        struct pollfd p = { fd, POLLIN, 0 };
+        if (fd < 0 || poll(&p, 1, 0) < 0)
+            return 0;
+        if (!(p.revents & (POLLIN | POLLERR | POLLHUP)))
+            return st->cache_live;
+        st->draining = 1;
+        redisAsyncHandleRead(ac);
+        st->draining = 0;
+    }
+    return 0;
+}
+
 static void on_sub_message(redisAsyncContext *ac, void *reply, void *priv)
 {
     link_t *l = ac->data;
@@ -412,12 +832,33 @@ static void on_sub_message(redisAsyncContext *ac, void *reply, void *priv)
     redisReply *kind = r->element[0], *payload = r->element[2];
     if (kind->type != REDIS_REPLY_STRING)
         return;
+    redisReply *chan = r->element[1];
+    int inval = chan->type == REDIS_REPLY_STRING && chan->len == sizeof(ROOST_KEY_INVAL) - 1 &&
+                memcmp(chan->str, ROOST_KEY_INVAL, chan->len) == 0;
     if (kind->len == 9 && memcmp(kind->str, "subscribe", 9) == 0) {
-        if (!l->ready)
+        if (inval) {
+            /* Whatever was cached before may have missed invalidations. */
+            cache_off(l->st);
+            l->st->cache_live = 1;
+        } else if (!l->ready) {
             link_ready(l);
+        }
     } else if (kind->len == 7 && memcmp(kind->str, "message", 7) == 0
-               && payload->type == REDIS_REPLY_STRING && l->st->msg_cb) {
-        l->st->msg_cb((const uint8_t *)payload->str, payload->len, l->st->msg_data);
+               && payload->type == REDIS_REPLY_STRING) {
+        roost_store_t *st = l->st;
+        if (inval) {
+            int was = st->in_sub;
+            st->in_sub = 1;
+            cache_invalidate(st, payload->str, payload->len);
+            st->in_sub = was;
+        } else if (st->draining) {
+            defer_message(st, payload->str, payload->len);
+        } else if (st->msg_cb) {
+            dq_flush(st);          /* what cache_sync read comes first */
+            st->in_sub = 1;
+            st->msg_cb((const uint8_t *)payload->str, payload->len, st->msg_data);
+            st->in_sub = 0;
+        }
     }
 }
 
@@ -513,8 +954,8 @@ static void link_connect(link_t *l)
         l->init_left++;
     }
     if (l->is_sub) {
-        const char *argv[2] = { "SUBSCRIBE", st->channel };
-        redisAsyncCommandArgv(ac, on_sub_message, NULL, 2, argv, NULL);
+        const char *argv[3] = { "SUBSCRIBE", st->channel, ROOST_KEY_INVAL };
+        redisAsyncCommandArgv(ac, on_sub_message, NULL, 3, argv, NULL);
     } else {
         if (st->db > 0) {
             redisAsyncCommand(ac, on_init_reply, (void *)0, "SELECT %d", st->db);
@@ -544,6 +985,13 @@ static void on_handle_closed(uv_handle_t *h)
     free(st->host);
     free(st->password);
     free(st->channel);
+    roost_cache_free(st->sess_cache);
+    roost_cache_free(st->block_cache);
+    while (st->dq_head != NULL) {
+        deferred_t *d = st->dq_head;
+        st->dq_head = d->next;
+        free(d);
+    }
     free(st);
 }
 
@@ -577,11 +1025,18 @@ roost_store_t *roost_store_new(uv_loop_t *loop, const roost_store_opts_t *opts,
         strcpy(st->node_id, opts->node_id);
     st->state_cb = state_cb;
     st->state_data = data;
+    /* Without memory for them the caches stay NULL: every lookup misses. */
+    st->sess_cache = roost_cache_new(CACHE_MAX, CACHE_TTL_MS, sess_value_free);
+    st->block_cache = roost_cache_new(CACHE_MAX, CACHE_TTL_MS, block_value_free);
     for (int i = 0; i < ROOST_SCRIPT_COUNT; i++)
         roost_script_sha((roost_script_id_t)i, st->sha[i]);
 
     uv_timer_init(loop, &st->deadline);
     st->deadline.data = st;
+    uv_timer_init(loop, &st->dq_timer);
+    st->dq_timer.data = st;
+    uv_timer_init(loop, &st->park_timer);
+    st->park_timer.data = st;
     link_t *links[2] = { &st->cmd, &st->sub };
     for (int i = 0; i < 2; i++) {
         links[i]->st = st;
@@ -590,7 +1045,7 @@ roost_store_t *roost_store_new(uv_loop_t *loop, const roost_store_opts_t *opts,
         uv_timer_init(loop, &links[i]->timer);
         links[i]->timer.data = st;
     }
-    st->open_handles = 3;
+    st->open_handles = 5;
     link_connect(&st->cmd);
     return st;
 
@@ -621,9 +1076,14 @@ void roost_store_free(roost_store_t *st)
     st->closing = 1;
     while (st->head)
         complete(st->head, ROOST_ECANCELED, NULL);
+    /* Parked writes were done in Redis: they get their real answer. */
+    while (st->park_head)
+        park_finish(st, st->park_head);
     link_close(&st->cmd);
     link_close(&st->sub);
     uv_close((uv_handle_t *)&st->deadline, on_handle_closed);
+    uv_close((uv_handle_t *)&st->dq_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&st->park_timer, on_handle_closed);
 }
 
 int roost_store_connected(const roost_store_t *st)
@@ -661,8 +1121,9 @@ static void h_command(call_t *c, int status, redisReply *r)
     c->cb.reply(status, r, c->data);
 }
 
-int roost_store_command(roost_store_t *st, int argc, const char **argv,
-                        const size_t *argvlen, roost_store_reply_cb cb, void *data)
+int roost_store_command_inval(roost_store_t *st, int argc, const char **argv,
+                              const size_t *argvlen, const char *inval_key,
+                              roost_store_reply_cb cb, void *data)
 {
     int rc = usable(st);
     if (rc < 0)
@@ -673,11 +1134,28 @@ int roost_store_command(roost_store_t *st, int argc, const char **argv,
     if (!c)
         return ROOST_ENOMEM;
     c->cb.reply = cb;
-    return call_send(st, c, argc, argv, argvlen);
+    await_inval(st, c, inval_key);
+    rc = call_send(st, c, argc, argv, argvlen);
+    if (rc == 0 && inval_key != NULL)
+        write_inval(st, c);
+    return rc;
+}
+
+int roost_store_command(roost_store_t *st, int argc, const char **argv,
+                        const size_t *argvlen, roost_store_reply_cb cb, void *data)
+{
+    return roost_store_command_inval(st, argc, argv, argvlen, NULL, cb, data);
 }
 
 int roost_store_eval(roost_store_t *st, roost_lua_t *script, int nkeys, int n,
                      const char **a, const size_t *al, roost_store_reply_cb cb, void *data)
+{
+    return roost_store_eval_inval(st, script, nkeys, n, a, al, NULL, cb, data);
+}
+
+int roost_store_eval_inval(roost_store_t *st, roost_lua_t *script, int nkeys, int n,
+                           const char **a, const size_t *al, const char *inval_key,
+                           roost_store_reply_cb cb, void *data)
 {
     int rc = usable(st);
     if (rc < 0)
@@ -701,7 +1179,77 @@ int roost_store_eval(roost_store_t *st, roost_lua_t *script, int nkeys, int n,
         return ROOST_ENOMEM;
     c->cb.reply = cb;
     c->script_text = script->text;
-    return script_send_sha(st, c, script->sha, nkeys, n, a, al);
+    await_inval(st, c, inval_key);
+    rc = script_send_sha(st, c, script->sha, nkeys, n, a, al);
+    if (rc == 0 && inval_key != NULL)
+        write_inval(st, c);
+    return rc;
+}
+
+/* ---- block-list cache (store_int.h) ---------------------------------- */
+
+#define BLOCK_CACHE_ITEMS 64    /* longer lists are not cached: the script checks them */
+
+const roost_store_blocklist_t *roost_store_block_cached(roost_store_t *st, const char *key)
+{
+    if (st == NULL || !cache_sync(st))
+        return NULL;
+    return roost_cache_get(st->block_cache, key, uv_now(st->loop));
+}
+
+typedef struct {
+    roost_store_t *st;
+    uint64_t ticket;
+    char key[];
+} block_fill_t;
+
+static void on_block_fill(int status, void *reply, void *data)
+{
+    block_fill_t *f = data;
+    redisReply *r = reply;
+    roost_store_t *st = f->st;
+    roost_store_blocklist_t *b = NULL;
+
+    if (status != 0 || r == NULL || r->type != REDIS_REPLY_ARRAY || !st->cache_live)
+        goto out;
+    if ((b = calloc(1, sizeof(*b))) == NULL)
+        goto out;
+    if (r->elements > BLOCK_CACHE_ITEMS) {
+        b->big = 1;               /* remembered as "ask the script" */
+    } else if (r->elements > 0) {
+        if ((b->items = calloc(r->elements, sizeof(*b->items))) == NULL)
+            goto fail_b;
+        for (size_t i = 0; i < r->elements; i++) {
+            const redisReply *e = r->element[i];
+            if (e->type != REDIS_REPLY_STRING || strlen(e->str) != e->len ||
+                (b->items[b->n] = strdup(e->str)) == NULL)
+                goto fail_b;
+            b->n++;
+        }
+    }
+    roost_cache_put(st->block_cache, f->key, f->ticket, uv_now(st->loop), b);
+    goto out;
+fail_b:
+    block_value_free(b);
+out:
+    free(f);
+}
+
+void roost_store_block_fill(roost_store_t *st, const char *key)
+{
+    size_t kl = key != NULL ? strlen(key) : 0;
+    block_fill_t *f;
+
+    if (st == NULL || !st->cache_live || kl == 0 || kl > ROOST_STORE_INVAL_MAX)
+        return;
+    if ((f = malloc(sizeof(*f) + kl + 1)) == NULL)
+        return;
+    f->st = st;
+    f->ticket = roost_cache_ticket(st->block_cache, key);
+    memcpy(f->key, key, kl + 1);
+    const char *argv[] = { "SMEMBERS", key };
+    if (roost_store_command(st, 2, argv, NULL, on_block_fill, f) < 0)
+        free(f);
 }
 
 uint64_t roost_store_now_ms(void)
@@ -953,7 +1501,10 @@ int roost_store_session_bind(roost_store_t *st, const char *bare, const roost_se
     const char *a[] = { sess, ns, lease, rec->resource, (const char *)val, maxs, fj, ep };
     size_t al[] = { strlen(sess), strlen(ns), strlen(lease), strlen(rec->resource), vlen,
                     strlen(maxs), strlen(fj), strlen(ep) };
+    await_inval(st, c, sess);
     rc = script_send(st, c, ROOST_SCRIPT_BIND, 3, 8, a, al);
+    if (rc == 0)
+        write_inval(st, c);
 fail_lease:
     free(lease);
 fail_fj:
@@ -997,7 +1548,10 @@ int roost_store_session_update(roost_store_t *st, const char *bare, const roost_
     const char *a[] = { sess, lease, rec->resource, rec->node_id, ep, conn, (const char *)val };
     size_t al[] = { strlen(sess), strlen(lease), strlen(rec->resource), strlen(rec->node_id),
                     strlen(ep), strlen(conn), vlen };
+    await_inval(st, c, sess);
     rc = script_send(st, c, ROOST_SCRIPT_UPDATE, 2, 7, a, al);
+    if (rc == 0)
+        write_inval(st, c);
 fail_lease:
     free(lease);
 fail_sess:
@@ -1036,7 +1590,10 @@ int roost_store_session_unbind(roost_store_t *st, const char *bare, const char *
     const char *a[] = { sess, ns, resource, st->node_id, ep, conn, fj };
     size_t al[7];
     roost_reply_arglens(a, al, 7);
+    await_inval(st, c, sess);
     rc = script_send(st, c, ROOST_SCRIPT_UNBIND, 2, 7, a, al);
+    if (rc == 0)
+        write_inval(st, c);
 fail_fj:
     free(fj);
 fail_ns:
@@ -1044,6 +1601,60 @@ fail_ns:
 fail_sess:
     free(sess);
     return rc;
+}
+
+/* Stores a copy of a user's records (n may be 0: no session is worth
+ * caching too). */
+static void cache_put_sessions(roost_store_t *st, const char *key, uint64_t ticket,
+                               const roost_session_t *recs, size_t n)
+{
+    sess_value_t *sv = calloc(1, sizeof(*sv));
+    if (sv == NULL)
+        return;
+    if (n > 0 && (sv->recs = calloc(n, sizeof(*sv->recs))) == NULL) {
+        free(sv);
+        return;
+    }
+    for (; sv->n < n; sv->n++)
+        if (roost_session_copy(&sv->recs[sv->n], &recs[sv->n]) < 0) {
+            sess_value_free(sv);
+            return;
+        }
+    roost_cache_put(st->sess_cache, key, ticket, uv_now(st->loop), sv);
+}
+
+int roost_store_sessions_cached(roost_store_t *st, const char *bare, const roost_session_t **recs,
+                                size_t *n)
+{
+    char key[sizeof(ROOST_KEY_SESS_PREFIX) + ROOST_STORE_BARE_MAX + sizeof(ROOST_KEY_SESS_SUFFIX)];
+    size_t bl = bare != NULL ? strlen(bare) : 0;
+
+    if (st == NULL || bl == 0 || bl > ROOST_STORE_BARE_MAX || !cache_sync(st))
+        return 0;
+    snprintf(key, sizeof(key), ROOST_KEY_SESS_PREFIX "%s" ROOST_KEY_SESS_SUFFIX, bare);
+    sess_value_t *sv = roost_cache_get(st->sess_cache, key, uv_now(st->loop));
+    if (sv == NULL)
+        return 0;
+    *recs = sv->recs;
+    *n = sv->n;
+    return 1;
+}
+
+int roost_store_cache_live(const roost_store_t *st)
+{
+    return st != NULL && st->cache_live;
+}
+
+void roost_store_cache_forget(roost_store_t *st, const char *bare)
+{
+    char *k = bare != NULL ? roost_key_sess(bare) : NULL;
+    if (st == NULL)
+        return;
+    if (k != NULL)
+        roost_cache_invalidate(st->sess_cache, k);
+    else
+        roost_cache_clear(st->sess_cache);
+    free(k);
 }
 
 static void h_sessions(call_t *c, int status, redisReply *r)
@@ -1058,6 +1669,8 @@ static void h_sessions(call_t *c, int status, redisReply *r)
         rc = ROOST_ENOMEM;
     if (rc == 0 && recs)
         n = roost_reply_sessions(r, recs);
+    if (rc == 0 && c->cache_key != NULL && c->st->cache_live)
+        cache_put_sessions(c->st, c->cache_key, c->ticket, recs, n);
     c->cb.sessions(rc, rc == 0 ? recs : NULL, rc == 0 ? n : 0, c->data);
     for (size_t i = 0; i < n; i++)
         roost_session_clear(&recs[i]);
@@ -1082,6 +1695,10 @@ int roost_store_session_list(roost_store_t *st, const char *bare,
         return ROOST_ENOMEM;
     }
     c->cb.sessions = cb;
+    if (st->cache_live) {
+        c->ticket = roost_cache_ticket(st->sess_cache, sess);
+        c->cache_key = strdup(sess);      /* no copy: simply not cached */
+    }
     const char *argv[] = { "HGETALL", sess };
     rc = call_send(st, c, 2, argv, NULL);
     free(sess);

@@ -128,6 +128,36 @@ typedef void (*roost_store_sessions_cb)(int status, const roost_session_t *recs,
 int roost_store_session_list(roost_store_t *st, const char *bare,
                              roost_store_sessions_cb cb, void *data);
 
+/* ---- node-local read cache (store/cache.h) -----------------------------
+ * Session hashes read with roost_store_session_list, and block lists, are
+ * kept while the pub/sub link is subscribed to ROOST_KEY_INVAL; every
+ * writer of those keys publishes the key there (the session scripts and
+ * block-list writes of this store do), so an entry is dropped as soon as
+ * the change is known, and after CACHE_TTL_MS whatever happens. A cached
+ * answer can still be a few hundred microseconds old: callers that route
+ * with it must handle a target that is no longer where the entry says
+ * (the receiving node re-reads and forwards, node/router.c). */
+
+#define ROOST_STORE_BARE_MAX 2047u       /* longest bare JID (two parts and '@') */
+#define ROOST_STORE_INVAL_MAX 4096u      /* longer invalidation messages clear everything */
+
+/* 1 and bare's records (n may be 0) when cached, else 0. Borrowed until
+ * control returns to the loop. */
+int roost_store_sessions_cached(roost_store_t *st, const char *bare, const roost_session_t **recs,
+                                size_t *n);
+/* 1 while the caches are in use (subscribed to ROOST_KEY_INVAL). */
+int roost_store_cache_live(const roost_store_t *st);
+/* Drops bare's cached records (NULL: everyone's), e.g. after a delivery
+ * they pointed to failed. */
+void roost_store_cache_forget(roost_store_t *st, const char *bare);
+
+/* A block list (XEP-0191 items as stored). */
+typedef struct {
+    char **items;
+    size_t n;
+    int big;          /* too long to cache: items empty, ask Redis */
+} roost_store_blocklist_t;
+
 /* One record; rec NULL (status 0) when absent. */
 typedef void (*roost_store_session_cb)(int status, const roost_session_t *rec, void *data);
 int roost_store_session_get(roost_store_t *st, const char *bare, const char *resource,

@@ -21,6 +21,23 @@ typedef struct {
 int roost_store_eval(roost_store_t *st, roost_lua_t *script, int nkeys, int n,
                      const char **a, const size_t *al, roost_store_reply_cb cb, void *data);
 
+/* The cached block list stored under key (roost:block:{bare}), or NULL
+ * when not cached or the cache is not live. Borrowed until control returns
+ * to the loop. */
+const roost_store_blocklist_t *roost_store_block_cached(roost_store_t *st, const char *key);
+/* Reads key's list in the background into the cache (nothing on failure). */
+void roost_store_block_fill(roost_store_t *st, const char *key);
+
+/* roost_store_eval / roost_store_command for a write that publishes
+ * inval_key on ROOST_KEY_INVAL: cb runs once this node has seen that
+ * invalidation (or shortly after, at most), see store.c. */
+int roost_store_eval_inval(roost_store_t *st, roost_lua_t *script, int nkeys, int n,
+                           const char **a, const size_t *al, const char *inval_key,
+                           roost_store_reply_cb cb, void *data);
+int roost_store_command_inval(roost_store_t *st, int argc, const char **argv,
+                              const size_t *argvlen, const char *inval_key,
+                              roost_store_reply_cb cb, void *data);
+
 /* Wall-clock unix milliseconds. */
 uint64_t roost_store_now_ms(void);
 

@@ -24,6 +24,7 @@ typedef struct {
     unsigned n;          /* users / connections */
     unsigned param;      /* window size or total msgs/s */
     unsigned secs;       /* send duration, or idle hold */
+    unsigned ports;      /* idle: connect to the first this many ports only (0 = all) */
 } scen_t;
 
 typedef struct {
@@ -34,6 +35,7 @@ typedef struct {
     const char *prefix;
     int ports[MAX_PORTS];
     unsigned n_ports;
+    unsigned use_ports;  /* ports the current phase spreads clients over */
     int node_pids[MAX_PIDS];
     unsigned n_node_pids;
     int redis_pid;

@@ -509,7 +509,7 @@ static void client_start(bench_client_t *c)
     char ip[32];
     snprintf(ip, sizeof(ip), "127.0.0.%u", 1 + c->slot % opt.sources);
     uv_ip4_addr(ip, 0, &src);
-    uv_ip4_addr(opt.host, opt.ports[c->slot % opt.n_ports], &dst);
+    uv_ip4_addr(opt.host, opt.ports[c->slot % (opt.use_ports ? opt.use_ports : opt.n_ports)], &dst);
     if (uv_tcp_bind(&c->tcp, (const struct sockaddr *)&src, 0) < 0) {
         bench_client_fail(c, "bind source address");
         return;

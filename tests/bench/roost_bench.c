@@ -18,6 +18,7 @@
 #include "tests/bench/bench.h"
 
 #define MAX_ROWS 32
+#define MAX_CMDS 48             /* distinct Redis commands tracked per sample */
 #define MAX_USERS 100000
 #define MAX_SOURCES 250
 #define DRAIN_MS 10000          /* wait for in-flight messages after sending stops */
@@ -51,6 +52,9 @@ typedef struct {
     uint64_t redis_ticks;
     uint64_t self_us;
     long long redis_calls;     /* commands executed, -1 unknown */
+    unsigned n_cmd;            /* per-command counts (cmdstat_<name>) */
+    char cmd[MAX_CMDS][32];
+    long long cmd_calls[MAX_CMDS];
 } cpu_t;
 
 static uint64_t proc_ticks(int pid)
@@ -88,13 +92,15 @@ static long proc_rss_kb(int pid)
     return kb;
 }
 
-static long long redis_calls(void);
+static long long redis_calls(cpu_t *c);
 
 /* CPU so far of the nodes, redis and this tool, and Redis' command count. */
 static cpu_t cpu_sample(void)
 {
-    cpu_t c = { 0, 0, 0, redis_calls() };
+    cpu_t c;
     struct rusage ru;
+    memset(&c, 0, sizeof(c));
+    c.redis_calls = redis_calls(&c);
     for (unsigned i = 0; i < opt.n_node_pids; i++)
         c.node_ticks += proc_ticks(opt.node_pids[i]);
     if (opt.redis_pid > 0)
@@ -104,6 +110,8 @@ static cpu_t cpu_sample(void)
                 (uint64_t)ru.ru_stime.tv_sec * 1000000u + (uint64_t)ru.ru_stime.tv_usec;
     return c;
 }
+
+static long rss_start_kb[MAX_PIDS];   /* each node's RSS before the first phase */
 
 static long nodes_rss_kb(void)
 {
@@ -139,7 +147,7 @@ typedef struct {
 
 static row_t rows[MAX_ROWS];
 static unsigned n_rows;
-static char rss_lines[4][320];
+static char rss_lines[4][400];
 static unsigned n_rss;
 
 static int cmp_u64(const void *a, const void *b)
@@ -183,6 +191,21 @@ static row_t *row_add(const char *name, uint64_t *lat, size_t n_lat, uint64_t op
      * connect: nothing else to correct. */
     if (ops > 0 && c0->redis_calls >= 0 && c1->redis_calls >= c0->redis_calls)
         r->rcmds = (double)(c1->redis_calls - c0->redis_calls) / (double)ops;
+    /* Which commands (scripts' inner calls included): on stderr, for the
+     * capacity model. */
+    if (ops > 0 && c1->n_cmd > 0) {
+        fprintf(stderr, "redis commands per op, %s:", name);
+        for (unsigned i = 0; i < c1->n_cmd; i++) {
+            long long before = 0;
+            for (unsigned j = 0; j < c0->n_cmd; j++)
+                if (strcmp(c0->cmd[j], c1->cmd[i]) == 0)
+                    before = c0->cmd_calls[j];
+            if (c1->cmd_calls[i] > before)
+                fprintf(stderr, " %s %.2f", c1->cmd[i],
+                        (double)(c1->cmd_calls[i] - before) / (double)ops);
+        }
+        fprintf(stderr, "\n");
+    }
     return r;
 }
 
@@ -302,7 +325,7 @@ static long long redis_used_memory(void)
 
 /* Commands Redis has executed (sum of commandstats calls, INFO and the
  * admin's own listing excluded), or -1. */
-static long long redis_calls(void)
+static long long redis_calls(cpu_t *out)
 {
     char *t = redis_info("commandstats");
     long long sum = 0;
@@ -312,7 +335,14 @@ static long long redis_calls(void)
         const char *c = strstr(line, ":calls=");
         if (strncmp(line, "cmdstat_", 8) != 0 || c == NULL || strncmp(line, "cmdstat_info:", 13) == 0)
             continue;
-        sum += strtoll(c + 7, NULL, 10);
+        long long v = strtoll(c + 7, NULL, 10);
+        sum += v;
+        size_t nl = (size_t)(c - line) - 8;
+        if (out->n_cmd < MAX_CMDS && nl < sizeof(out->cmd[0])) {
+            memcpy(out->cmd[out->n_cmd], line + 8, nl);
+            out->cmd[out->n_cmd][nl] = '\0';
+            out->cmd_calls[out->n_cmd++] = v;
+        }
     }
     free(t);
     return sum;
@@ -406,9 +436,24 @@ static void login_row(const char *name, const cpu_t *c0, const cpu_t *c1, uint64
     row_print(stderr, r);
 }
 
+/* Sum over the nodes of RSS now minus RSS before the first phase: freed
+ * memory that a later phase reuses does not hide in a per-phase delta. */
+static long nodes_rss_growth_kb(void)
+{
+    long sum = 0;
+    for (unsigned i = 0; i < opt.n_node_pids; i++) {
+        long kb = proc_rss_kb(opt.node_pids[i]);
+        if (kb < 0 || rss_start_kb[i] < 0)
+            return -1;
+        sum += kb - rss_start_kb[i];
+    }
+    return sum;
+}
+
 static void scen_login(const scen_t *s)
 {
     char name[48];
+    opt.use_ports = s->kind == SC_IDLE && s->ports > 0 && s->ports < opt.n_ports ? s->ports : 0;
     phase_begin(s->n);
     long rss0 = nodes_rss_kb(), rrss0 = opt.redis_pid > 0 ? proc_rss_kb(opt.redis_pid) : -1;
     long long um0 = s->kind == SC_IDLE ? redis_used_memory() : -1;
@@ -416,7 +461,11 @@ static void scen_login(const scen_t *s)
     uint64_t t0 = uv_hrtime();
     logins_run();
     cpu_t c1 = cpu_sample();
-    snprintf(name, sizeof(name), "login %u (%u in flight)", s->n, opt.inflight);
+    if (opt.use_ports)
+        snprintf(name, sizeof(name), "login %u (%u in flight, %u node%s)", s->n, opt.inflight,
+                 opt.use_ports, opt.use_ports > 1 ? "s" : "");
+    else
+        snprintf(name, sizeof(name), "login %u (%u in flight)", s->n, opt.inflight);
     login_row(name, &c0, &c1, t0);
 
     if (s->kind == SC_IDLE) {
@@ -429,14 +478,18 @@ static void scen_login(const scen_t *s)
         cpu_t i1 = cpu_sample();
         double idle_s = (double)(uv_hrtime() - ti) / 1e9;
         long rss1 = nodes_rss_kb(), rrss1 = opt.redis_pid > 0 ? proc_rss_kb(opt.redis_pid) : -1;
+        long grown = nodes_rss_growth_kb();
         long long um1 = redis_used_memory();
         long long sess = server_sessions();
         if (n_rss < 4 && ph.ok > 0 && rss0 >= 0 && rss1 >= 0) {
             snprintf(rss_lines[n_rss++], sizeof(rss_lines[0]),
-                     "idle: %u connections (%lld sessions): node RSS %ld -> %ld kB = %.2f kB per "
-                     "connection; redis RSS %ld -> %ld kB, used_memory %.2f kB per session; "
+                     "idle: %u connections on %u node(s) (%lld sessions): node RSS %ld -> %ld kB"
+                     " = %.2f kB per connection (%.2f kB counting all growth since start); "
+                     "redis RSS %ld -> %ld kB, used_memory %.2f kB per session; "
                      "server CPU while idle %.1f ms/s",
-                     ph.ok, sess, rss0, rss1, (double)(rss1 - rss0) / ph.ok, rrss0, rrss1,
+                     ph.ok, opt.use_ports ? opt.use_ports : opt.n_ports, sess, rss0, rss1,
+                     (double)(rss1 - rss0) / ph.ok,
+                     grown >= 0 ? (double)grown / ph.ok : -1.0, rrss0, rrss1,
                      um0 >= 0 && um1 >= 0 ? (double)(um1 - um0) / 1024.0 / ph.ok : -1.0,
                      idle_s > 0 ? (ticks_us(i1.node_ticks + i1.redis_ticks - i0.node_ticks -
                                             i0.redis_ticks) / 1000.0 / idle_s) : 0.0);
@@ -479,6 +532,7 @@ static void scen_messages(const scen_t *s)
 {
     char name[64];
     unsigned n = s->n & ~1u;
+    opt.use_ports = 0;         /* partners i and i^1 sit on different nodes */
     phase_begin(n);
     logins_run();
     if (ph.ok < n)
@@ -607,7 +661,8 @@ static void usage(FILE *f)
         "  --no-setup           accounts exist already\n"
         "scenarios (run in order; salted passwords stay cached across them):\n"
         "  login:N              N logins, then all log out\n"
-        "  idle:N[:S]           N logins held idle S s (default 3): RSS per connection\n"
+        "  idle:N[:S[:P]]       N logins held idle S s (default 3), on the first P ports\n"
+        "                       only (default all): RSS per connection\n"
         "  window:N:W:S         N users paired across nodes, W messages in flight each, S s\n"
         "  rate:N:R:S           N users paired across nodes, R messages/s in total, S s\n");
 }
@@ -619,10 +674,14 @@ static int parse_scen(const char *s, scen_t *out)
     memset(out, 0, sizeof(*out));
     if (sscanf(s, "login:%u%n", &a, &k) == 1 && s[k] == '\0') {
         out->kind = SC_LOGIN;
-    } else if (strncmp(s, "idle:", 5) == 0 && sscanf(s, "idle:%u:%u", &a, &c) >= 1) {
+    } else if (strncmp(s, "idle:", 5) == 0 && sscanf(s, "idle:%u:%u:%u", &a, &c, &b) >= 1) {
         out->kind = SC_IDLE;
         if (c == 0)
             c = 3;
+        if (b > MAX_PORTS)
+            return -1;
+        out->ports = b;
+        b = 0;
     } else if (sscanf(s, "window:%u:%u:%u", &a, &b, &c) == 3) {
         out->kind = SC_WINDOW;
     } else if (sscanf(s, "rate:%u:%u:%u", &a, &b, &c) == 3) {
@@ -729,6 +788,8 @@ int main(int argc, char **argv)
     if (cache == NULL || loop == NULL)
         return 1;
 
+    for (unsigned i = 0; i < opt.n_node_pids; i++)
+        rss_start_kb[i] = proc_rss_kb(opt.node_pids[i]);
     for (unsigned i = 0; i < opt.n_scen; i++) {
         const scen_t *s = &opt.scen[i];
         if (s->kind == SC_LOGIN || s->kind == SC_IDLE)

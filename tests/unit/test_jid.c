@@ -1,6 +1,7 @@
 /* Unit tests for store/jid.c: RFC 7622 §3.5 examples, part limits, domain
  * forms, bad input, equality, copy and make. */
 #include <check.h>
+#include <stringprep.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -393,6 +394,59 @@ START_TEST(make)
 }
 END_TEST
 
+/* The ASCII fast path agrees with libidn: every 1- and 2-byte printable
+ * string and a few longer ones, through each profile. libidn's result is
+ * taken before roost's own checks (identifier_ok, leading space), so a
+ * string either side refuses may only be refused by roost, never accepted
+ * differently. */
+static void same_as_libidn(const char *in)
+{
+    char a[ROOST_JID_PART_MAX + 1], *got;
+    int (*ours[3])(const char *, size_t, char **) = {
+        roost_jid_nodeprep, roost_jid_nameprep, roost_jid_resourceprep
+    };
+
+    for (int p = 0; p < 3; p++) {
+        int lrc;
+
+        snprintf(a, sizeof(a), "%s", in);
+        lrc = p == 0 ? stringprep_xmpp_nodeprep(a, sizeof(a))
+            : p == 1 ? stringprep_nameprep(a, sizeof(a))
+                     : stringprep_xmpp_resourceprep(a, sizeof(a));
+        if (ours[p](in, strlen(in), &got) == 0) {
+            ck_assert_msg(lrc == STRINGPREP_OK, "profile %d accepted '%s' that libidn refuses", p, in);
+            /* nameprep strips one trailing dot first */
+            if (!(p == 1 && in[strlen(in) - 1] == '.'))
+                ck_assert_msg(strcmp(got, a) == 0, "profile %d: '%s' -> '%s', libidn '%s'", p,
+                              in, got, a);
+            free(got);
+        }
+    }
+}
+
+START_TEST(ascii_fast_path)
+{
+    char s[4];
+    static const char *const longer[] = {
+        "Bench00001", "localhost", "EXAMPLE.com", "a-b_c.d", "r", "Resource With Space",
+        "res/with/slash", "x@y", "~!$()*+,;=?[]^`{|}#%", "TAB\there", "del\x7f",
+    };
+
+    for (int c1 = 1; c1 < 128; c1++) {
+        s[0] = (char)c1;
+        s[1] = '\0';
+        same_as_libidn(s);
+        for (int c2 = 1; c2 < 128; c2++) {
+            s[1] = (char)c2;
+            s[2] = '\0';
+            same_as_libidn(s);
+        }
+    }
+    for (size_t i = 0; i < sizeof(longer) / sizeof(longer[0]); i++)
+        same_as_libidn(longer[i]);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("jid");
@@ -409,6 +463,7 @@ static Suite *suite(void)
     tcase_add_test(tc, equality);
     tcase_add_test(tc, copy);
     tcase_add_test(tc, make);
+    tcase_add_test(tc, ascii_fast_path);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -236,6 +236,129 @@ START_TEST(test_every_split_point)
 }
 END_TEST
 
+/* The parser is released between stanzas and re-primed with the stream's
+ * own start tag: prefixes declared there (also for the stream element
+ * itself) keep their meaning, and the end tag still matches. */
+START_TEST(test_release_keeps_namespace_context)
+{
+    static const char hdr[] =
+        "<?xml version='1.0'?><s:stream xmlns:s='http://etherx.jabber.org/streams'"
+        " xmlns='jabber:client' xmlns:x='urn:x' to='example.com' version='1.0'>";
+    rec_t r;
+
+    roost_xmlstream_set_park_max(0);       /* release at once */
+    rec_init(&r, NULL);
+    ck_assert_int_eq(roost_xmlstream_feed(r.s, hdr, strlen(hdr)), 0);
+    ck_assert_int_eq(r.opens, 1);
+    ck_assert_int_eq(roost_xmlstream_released(r.s), 1);
+    ck_assert_int_eq(roost_xmlstream_feed(r.s, "<message id='a'><x:y x:z='1'/></message>", 40), 0);
+    ck_assert_int_eq(roost_xmlstream_released(r.s), 1);
+    /* Half a stanza keeps the parser. */
+    ck_assert_int_eq(roost_xmlstream_feed(r.s, "<iq type='get' id='b'><x:q", 26), 0);
+    ck_assert_int_eq(roost_xmlstream_released(r.s), 0);
+    ck_assert_int_eq(roost_xmlstream_feed(r.s, "/></iq> ", 8), 0);
+    ck_assert_int_eq(roost_xmlstream_released(r.s), 1);
+    ck_assert_int_eq(roost_xmlstream_feed(r.s, "</s:stream>", 11), 0);
+    ck_assert_str_eq(rec_log(&r),
+        "open {http://etherx.jabber.org/streams}stream {}to=example.com {}version=1.0\n"
+        "stanza <message id=\"a\"><y xmlns=\"urn:x\" xmlns:ns1=\"urn:x\" ns1:z=\"1\"/></message>\n"
+        "stanza <iq type=\"get\" id=\"b\"><q xmlns=\"urn:x\"/></iq>\n"
+        "close\n");
+    ck_assert_int_eq(r.opens, 1);
+    ck_assert_int_eq(r.errors, 0);
+    rec_done(&r);
+}
+END_TEST
+
+/* A re-primed parser still refuses what the first one refused: an unbound
+ * prefix, a second stream header, a comment, a mismatched end tag. */
+START_TEST(test_release_errors)
+{
+    static const char *const bad[] = {
+        "<message><q:y/></message>",
+        "<stream:stream xmlns:stream='http://etherx.jabber.org/streams'>",
+        "<message><!-- x --></message>",
+        "</stream:streamx>",
+    };
+    static const char *const cond[] = {
+        "not-well-formed", "unsupported-stanza-type", "restricted-xml", "not-well-formed",
+    };
+    size_t i;
+
+    roost_xmlstream_set_park_max(0);
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        rec_t r;
+
+        rec_init(&r, NULL);
+        ck_assert_int_eq(roost_xmlstream_feed(r.s, HEADER, strlen(HEADER)), 0);
+        ck_assert_int_eq(roost_xmlstream_feed(r.s, "<presence/>", 11), 0);
+        ck_assert_int_eq(roost_xmlstream_released(r.s), 1);
+        ck_assert_int_eq(roost_xmlstream_feed(r.s, bad[i], strlen(bad[i])), ROOST_EPROTO);
+        ck_assert_str_eq(r.cond, cond[i]);
+        rec_done(&r);
+    }
+}
+END_TEST
+
+/* Pairs of split points (every first one, every seventh second one and
+ * its neighbour): three feeds, with a release wherever a feed ends between
+ * stanzas, give the same events as one feed. */
+START_TEST(test_every_double_split_point)
+{
+    size_t len = strlen(doc), i, j;
+    int released = 0;
+
+    roost_xmlstream_set_park_max(0);
+    for (i = 0; i <= len; i++) {
+        for (j = i; j <= len; j += (j - i) % 7 == 0 ? 1 : 6) {
+            rec_t r;
+
+            rec_init(&r, NULL);
+            ck_assert_int_eq(roost_xmlstream_feed(r.s, doc, i), 0);
+            released += roost_xmlstream_released(r.s);
+            ck_assert_int_eq(roost_xmlstream_feed(r.s, doc + i, j - i), 0);
+            released += roost_xmlstream_released(r.s);
+            ck_assert_int_eq(roost_xmlstream_feed(r.s, doc + j, len - j), 0);
+            if (strcmp(rec_log(&r), expect_log) != 0)
+                ck_abort_msg("split at %zu and %zu:\n%s", i, j, rec_log(&r));
+            rec_done(&r);
+        }
+    }
+    ck_assert_int_gt(released, 0);
+}
+END_TEST
+
+/* Idle streams keep their parser up to the park limit; the ones idle
+ * longest lose it first, and a busy stream moves to the back. */
+START_TEST(test_park_lru)
+{
+    rec_t r[3];
+    int i;
+
+    roost_xmlstream_set_park_max(2);
+    for (i = 0; i < 3; i++) {
+        rec_init(&r[i], NULL);
+        ck_assert_int_eq(roost_xmlstream_feed(r[i].s, HEADER, strlen(HEADER)), 0);
+    }
+    ck_assert_int_eq(roost_xmlstream_released(r[0].s), 1);
+    ck_assert_int_eq(roost_xmlstream_released(r[1].s), 0);
+    ck_assert_int_eq(roost_xmlstream_released(r[2].s), 0);
+    /* r[1] is busy again, then idle: r[2] is now the oldest. */
+    ck_assert_int_eq(roost_xmlstream_feed(r[1].s, "<presence/>", 11), 0);
+    ck_assert_int_eq(roost_xmlstream_feed(r[0].s, "<presence/>", 11), 0);
+    ck_assert_int_eq(roost_xmlstream_released(r[2].s), 1);
+    ck_assert_int_eq(roost_xmlstream_released(r[1].s), 0);
+    ck_assert_int_eq(roost_xmlstream_released(r[0].s), 0);
+    /* Freeing a parked stream takes it off the list. */
+    rec_done(&r[1]);
+    roost_xmlstream_set_park_max(0);
+    ck_assert_int_eq(roost_xmlstream_released(r[0].s), 1);
+    ck_assert_int_eq(r[0].stanzas, 1);
+    rec_done(&r[0]);
+    rec_done(&r[2]);
+}
+END_TEST
+
 START_TEST(test_byte_at_a_time)
 {
     size_t len = strlen(doc), i;
@@ -776,6 +899,10 @@ static Suite *suite(void)
     tcase_add_test(tc, test_tree_shape);
     tcase_add_test(tc, test_every_split_point);
     tcase_add_test(tc, test_byte_at_a_time);
+    tcase_add_test(tc, test_release_keeps_namespace_context);
+    tcase_add_test(tc, test_release_errors);
+    tcase_add_test(tc, test_every_double_split_point);
+    tcase_add_test(tc, test_park_lru);
     tcase_add_test(tc, test_pause_resume);
     tcase_add_test(tc, test_pause_every_stanza_chunked);
     tcase_add_test(tc, test_random_feeds_and_pauses);
