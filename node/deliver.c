@@ -11,6 +11,7 @@
 #include "node/route.h"
 #include "node/router.h"
 #include "node/stats.h"
+#include "node/xmlstream.h"
 #include "node/xmpp_error.h"
 #include "store/sm.h"
 #include "store/error.h"
@@ -287,6 +288,15 @@ static void retry_free(retry_t *r)
     free(r);
 }
 
+/* The stanza as a tree, parsed from its bytes the first time it is needed
+ * (NULL if that fails). */
+static const roost_xml_t *orig_of(retry_t *r)
+{
+    if (r->orig == NULL)
+        r->orig = roost_xmlstream_parse_one((const uint8_t *)r->bytes, r->len);
+    return r->orig;
+}
+
 static retry_t *retry_new(roost_server_t *srv, const char *node, const roost_deliver_target_t *t,
                           size_t n, const char *bytes, size_t len, int stamp_to,
                           const roost_xml_t *orig, unsigned hops)
@@ -301,8 +311,11 @@ static retry_t *retry_new(roost_server_t *srv, const char *node, const roost_del
     r->node = strdup(node);
     r->bytes = malloc(len ? len : 1);
     r->fulls = calloc(n ? n : 1, sizeof(*r->fulls));
-    r->orig = roost_xml_copy(orig);
-    if (r->node == NULL || r->bytes == NULL || r->fulls == NULL || r->orig == NULL) {
+    /* No copy of the tree: the bytes are the stanza (with its 'to'; retries
+     * are made for first-hop messages and iqs only), parsed back on the
+     * rare path that needs it (orig_of). */
+    (void)orig;
+    if (r->node == NULL || r->bytes == NULL || r->fulls == NULL) {
         retry_free(r);
         return NULL;
     }
@@ -337,7 +350,8 @@ static void fall_back(retry_t *r, const char *bare)
     if (r->fell_back)
         return;
     r->fell_back = 1;
-    roost_deliver_fall_back(r->srv, bare, r->orig);
+    if (orig_of(r) != NULL)
+        roost_deliver_fall_back(r->srv, bare, r->orig);
 }
 
 typedef struct {
@@ -356,7 +370,7 @@ static void on_reread(int status, const roost_session_t *rec, void *data)
         roost_deliver_target_t t = { q->full, rec->node_id, rec->node_epoch, rec->conn_id,
                                      rec->flags };
         roost_deliver_targets_ex(r->srv, &t, 1, r->bytes, r->len, r->stamp_to, NULL, NULL,
-                           r->orig, r->hops + 1);
+                           orig_of(r), r->hops + 1);
     } else {
         fall_back(r, q->bare);
     }
@@ -380,7 +394,7 @@ static void on_published_retry(int status, long long receivers, void *data)
         ROOST_WARN(0, "publish to node=%s failed: %s", r->node, roost_strerror(status));
     roost_stats_unrouted();
     ROOST_WARN(0, "node=%s did not receive a %s; re-reading %zu session(s)", r->node,
-               r->orig->name, r->n);
+               r->len > 1 && r->bytes[1] == 'i' ? "iq" : "message", r->n);
     r->pending = 1;
     for (size_t i = 0; i < r->n; i++) {
         reread_t *q = calloc(1, sizeof(*q));
