@@ -54,15 +54,15 @@ for t in node redis haproxy; do
     docker build --network host -q -f docker/Dockerfile --target "$t" -t "roost/$t:local" . >/dev/null
 done
 
-# The PROXY protocol option comes with issue 5; a node build without it
-# refuses the key, and then HAProxy must not send the header either.
+# An older node build without c2s.proxy_protocol refuses the key, and then
+# HAProxy must not send the header either.
 if docker run --rm --network none roost/node:local --check-config --domain localhost \
         --set c2s.proxy_protocol=true --set c2s.require_encryption=false >/dev/null 2>&1; then
     export ROOST_PROXY_PROTOCOL=true
     say "nodes speak the PROXY protocol: HAProxy sends v2 headers"
 else
     export ROOST_PROXY_PROTOCOL=false
-    say "WARNING: this roost-node has no c2s.proxy_protocol (issue 5 not merged):" \
+    say "WARNING: this roost-node has no c2s.proxy_protocol:" \
         "HAProxy runs without send-proxy-v2"
 fi
 

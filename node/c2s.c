@@ -739,8 +739,15 @@ fail_drop:
 
 void roost_c2s_close_all(roost_server_t *srv, const char *condition)
 {
-    for (roost_c2s_t *s = srv->conns; s != NULL; s = s->next)
-        roost_c2s_stream_error(s, condition, NULL);
+    for (roost_c2s_t *s = srv->conns; s != NULL; s = s->next) {
+        /* A resumable session only loses its connection (no stream end,
+         * which clients take as the end of the session): it is detached
+         * and resumes on another node (DESIGN §7). */
+        if (s->bound && roost_sm_resumable(s))
+            roost_sm_release(s);
+        else
+            roost_c2s_stream_error(s, condition, NULL);
+    }
 }
 
 void roost_c2s_count_phases(const roost_server_t *srv, size_t counts[ROOST_C2S_PHASES])

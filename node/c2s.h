@@ -42,7 +42,8 @@ void roost_c2s_unref(roost_c2s_t *s);
  * ROOST_EAGAIN: drops that step's reference and resumes reading. */
 void roost_c2s_done(roost_c2s_t *s);
 
-/* Ends every session with condition (e.g. "system-shutdown"). */
+/* Ends every session with condition (e.g. "system-shutdown"); resumable
+ * stream-management sessions just lose their connection (node/sm.h). */
 void roost_c2s_close_all(roost_server_t *srv, const char *condition);
 
 /* A session's state as operators see it (roost_connections{state=...}). */

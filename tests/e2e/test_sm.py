@@ -405,6 +405,26 @@ def test_drain_releases_sm_clients_without_stream_end(node_factory, user):
     assert a.got == ["while away"]
 
 
+def test_fast_shutdown_keeps_sm_sessions_resumable(node_factory, user):
+    """SIGINT skips the drain, but a resumable client still only loses its
+    connection (no stream end) and resumes elsewhere."""
+    n1, n2 = node_factory(), node_factory()
+    alice, bob = user(), user()
+    a = SmClient(n1.port, alice)
+    a.login(presence=False)
+    n1.proc.send_signal(signal.SIGINT)
+    seen = a.c.wait_closed()
+    assert h.END not in seen and not a.c.ended
+    assert n1.proc.wait(timeout=h.WAIT) == 0
+    b = login(n2.port, bob)
+    b.message(alice[1] + "/sm", "after the shutdown")
+    b.sync()
+    a.got = []
+    assert a.resume(n2.port).name == "resumed"
+    a.wait_bodies(1)
+    assert a.got == ["after the shutdown"]
+
+
 def test_drain_grace_keeps_non_sm_session(node_factory, user, redis):
     env = {"ROOST_DRAIN_GRACE_S": "20"}
     n1, n2 = node_factory(env=env), node_factory(env=env)
