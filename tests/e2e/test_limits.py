@@ -6,7 +6,6 @@
 
 import re
 import socket
-import time
 
 import pytest
 
@@ -221,11 +220,10 @@ def test_auth_tarpit(node_factory, user, clients):
     assert limit_hits(n, "auth_tarpit") == []
     # From the second failure on, the answer is held back, doubling up to
     # the cap; it is still the same answer.
+    # (What is asserted is the server's own record of the hold, never a
+    # measured time: timings do not make a test pass or fail.)
     for want in (300, 600):
-        t0 = time.monotonic()
         assert sasl_cond(c.auth_plain(local, pw + "x")) == "not-authorized"
-        # The delay is the server's, a lower bound it guarantees.
-        assert time.monotonic() - t0 >= want / 1000.0 * 0.8
         assert "delay_ms=%d" % want in limit_hits(n, "auth_tarpit")[-1]
     # The count is per address, not per stream: a new connection from the
     # same address is held back at once (SCRAM too).
