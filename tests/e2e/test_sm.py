@@ -249,7 +249,7 @@ def test_resume_on_another_node_gets_everything_no_flap(node_factory, user):
     assert h.body_of(b.next_message()) == "back"
 
 
-def test_resume_after_sigkill_of_the_node(node_factory, user):
+def test_resume_after_sigkill_of_the_node(node_factory, user, redis):
     env = {"ROOST_CLUSTER_LEASE_MS": "1500", "ROOST_CLUSTER_RENEW_MS": "300",
            "ROOST_CLUSTER_REAP_INTERVAL_MS": "300"}
     n1, n2 = node_factory(env=env), node_factory(env=env)
@@ -264,9 +264,10 @@ def test_resume_after_sigkill_of_the_node(node_factory, user):
     a.drop()
     for i in range(3):
         b.message(a.c.jid, "dead%d" % i)
-    # Long enough for the lease to expire and the reaper to run: the
-    # session is detached, not reaped, so bob sees no unavailable.
-    time.sleep(3)
+    # Once the lease expired the reaper ran: the session was detached,
+    # not reaped, so bob sees no unavailable.
+    h.wait_until(lambda: redis.cli("HGET", "roost:sm:{%s}:sm" % alice[1], "det").strip() == "1",
+                 what="the reaper to detach the session")
     assert no_unavailable(b, a.c.jid)
     a.got = []
     r = a.resume(n2.port)
