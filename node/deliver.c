@@ -86,6 +86,29 @@ void roost_deliver_send_to_c2s(roost_c2s_t *c, const char *bytes, size_t len, co
         roost_c2s_send_bytes(c, stamp_buf.data, stamp_buf.len);
 }
 
+uint8_t *roost_deliver_pack_one(roost_server_t *srv, const char *full, uint64_t conn_id,
+                                const char *bytes, size_t len, unsigned hops, size_t *out_len)
+{
+    Roost__RouteEnvelope env = ROOST__ROUTE_ENVELOPE__INIT;
+    Roost__RouteEnvelope__Target tg = ROOST__ROUTE_ENVELOPE__TARGET__INIT;
+    Roost__RouteEnvelope__Target *tp = &tg;
+    tg.jid = (char *)full;
+    tg.conn_id = conn_id;
+    env.version = 1;
+    env.kind = ROOST__ROUTE_ENVELOPE__KIND__STANZA;
+    env.targets = &tp;
+    env.n_targets = 1;
+    env.stanza.data = (uint8_t *)bytes;
+    env.stanza.len = len;
+    env.origin_node = srv->node_id;
+    env.hops = hops;
+    *out_len = roost__route_envelope__get_packed_size(&env);
+    uint8_t *buf = malloc(*out_len ? *out_len : 1);
+    if (buf != NULL)
+        roost__route_envelope__pack(&env, buf);
+    return buf;
+}
+
 /* ---- targets with a queue (stream management, drain grace) -------------- */
 
 static void on_sm_pushed(int status, uint64_t seq, long long receivers, void *data)
@@ -131,27 +154,13 @@ static void deliver_queued(roost_server_t *srv, const roost_deliver_target_t *t,
         bytes = stamp_buf.data;
         len = stamp_buf.len;
     }
-    Roost__RouteEnvelope env = ROOST__ROUTE_ENVELOPE__INIT;
-    Roost__RouteEnvelope__Target tg = ROOST__ROUTE_ENVELOPE__TARGET__INIT;
-    Roost__RouteEnvelope__Target *tp = &tg;
-    tg.jid = t->full;
-    tg.conn_id = t->conn_id;
-    env.version = 1;
-    env.kind = ROOST__ROUTE_ENVELOPE__KIND__STANZA;
-    env.targets = &tp;
-    env.n_targets = 1;
-    env.stanza.data = (uint8_t *)bytes;
-    env.stanza.len = len;
-    env.origin_node = srv->node_id;
-    env.hops = hops;
-    size_t el = roost__route_envelope__get_packed_size(&env);
-    uint8_t *eb = malloc(el ? el : 1);
+    size_t el;
+    uint8_t *eb = roost_deliver_pack_one(srv, t->full, t->conn_id, bytes, len, hops, &el);
     retry_t *rt = NULL;
     if (eb == NULL) {
         free(bare);
         return;
     }
-    roost__route_envelope__pack(&env, eb);
     if (orig != NULL && strcmp(orig->name, "presence") != 0)
         rt = retry_new(srv, t->node_id, t, 1, bytes, len, 0, orig, hops);
     if (roost_store_sm_push(srv->store, bare, slash + 1, (const uint8_t *)bytes, len, eb, el,

@@ -29,6 +29,11 @@ typedef struct roost_deliver_retry_s roost_deliver_retry_t;
 int roost_deliver_publish_envelope(roost_server_t *srv, const char *node_id,
                                    Roost__RouteEnvelope *env, roost_deliver_retry_t *retry);
 
+/* A packed STANZA envelope carrying bytes to full (one target), malloc'd
+ * (*out_len bytes), or NULL on ENOMEM. */
+uint8_t *roost_deliver_pack_one(roost_server_t *srv, const char *full, uint64_t conn_id,
+                                const char *bytes, size_t len, unsigned hops, size_t *out_len);
+
 /* Writes bytes to c; with jid, the copy gets to='jid' inserted into the
  * top-level start tag (the bytes were serialized without a 'to'). */
 void roost_deliver_send_to_c2s(roost_c2s_t *c, const char *bytes, size_t len, const char *jid);

@@ -10,6 +10,7 @@
 #include <openssl/rand.h>
 
 #include "node/c2s_int.h"
+#include "node/deliver.h"
 #include "node/limit.h"
 #include "node/log.h"
 #include "node/sm_int.h"
@@ -222,30 +223,6 @@ static void on_own_push(int status, uint64_t seq, long long receivers, void *dat
     roost_c2s_unref(s);
 }
 
-/* Packs an envelope that carries bytes to full (one target). */
-static uint8_t *pack_envelope(roost_server_t *srv, const char *full, uint64_t conn_id,
-                              const char *bytes, size_t len, size_t *out_len)
-{
-    Roost__RouteEnvelope env = ROOST__ROUTE_ENVELOPE__INIT;
-    Roost__RouteEnvelope__Target tg = ROOST__ROUTE_ENVELOPE__TARGET__INIT;
-    Roost__RouteEnvelope__Target *tp = &tg;
-    tg.jid = (char *)full;
-    tg.conn_id = conn_id;
-    env.version = 1;
-    env.kind = ROOST__ROUTE_ENVELOPE__KIND__STANZA;
-    env.targets = &tp;
-    env.n_targets = 1;
-    env.stanza.data = (uint8_t *)bytes;
-    env.stanza.len = len;
-    env.origin_node = srv->node_id;
-    env.hops = 1;
-    *out_len = roost__route_envelope__get_packed_size(&env);
-    uint8_t *buf = malloc(*out_len ? *out_len : 1);
-    if (buf != NULL)
-        roost__route_envelope__pack(&env, buf);
-    return buf;
-}
-
 static void hold(roost_sm_t *sm, const char *bytes, size_t len)
 {
     roost_c2s_t *s = sm->s;
@@ -272,7 +249,7 @@ static int push_own(roost_c2s_t *s, const char *bytes, size_t len)
 {
     size_t env_len;
     own_push_t *p = calloc(1, sizeof(*p));
-    uint8_t *env = pack_envelope(s->srv, s->jid.full, s->id, bytes, len, &env_len);
+    uint8_t *env = roost_deliver_pack_one(s->srv, s->jid.full, s->id, bytes, len, 1, &env_len);
     if (p == NULL || env == NULL || (p->bytes = malloc(len)) == NULL) {
         free(env);
         free(p);
