@@ -515,16 +515,19 @@ static void scen_login(const scen_t *s)
         char sess_s[40] = "";
         if (sess >= 0)
             snprintf(sess_s, sizeof(sess_s), " (%lld sessions)", sess);
+        char redis_s[120] = "";
+        if (opt.redis_url != NULL)
+            snprintf(redis_s, sizeof(redis_s), "redis RSS %ld -> %ld kB, used_memory %.2f kB per "
+                     "session; ", rrss0, rrss1,
+                     um0 >= 0 && um1 >= 0 ? (double)(um1 - um0) / 1024.0 / ph.ok : -1.0);
         if (n_rss < 4 && ph.ok > 0 && rss0 >= 0 && rss1 >= 0) {
             snprintf(rss_lines[n_rss++], sizeof(rss_lines[0]),
                      "idle: %u connections on %u node(s)%s: node RSS %ld -> %ld kB"
                      " = %.2f kB per connection (%.2f kB counting all growth since start); "
-                     "redis RSS %ld -> %ld kB, used_memory %.2f kB per session; "
-                     "server CPU while idle %.1f ms/s",
+                     "%sserver CPU while idle %.1f ms/s",
                      ph.ok, opt.use_ports ? opt.use_ports : opt.n_ports, sess_s, rss0, rss1,
                      (double)(rss1 - rss0) / ph.ok,
-                     grown >= 0 ? (double)grown / ph.ok : -1.0, rrss0, rrss1,
-                     um0 >= 0 && um1 >= 0 ? (double)(um1 - um0) / 1024.0 / ph.ok : -1.0,
+                     grown >= 0 ? (double)grown / ph.ok : -1.0, redis_s,
                      idle_s > 0 ? (ticks_us(i1.node_ticks + i1.redis_ticks - i0.node_ticks -
                                             i0.redis_ticks) / 1000.0 / idle_s) : 0.0);
             fprintf(stderr, "%s\n", rss_lines[n_rss - 1]);
