@@ -55,7 +55,7 @@ FUZZ_DRV     := $(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz/fuzz_%)
 
 BINS := $(BUILD)/bin/roost-node $(BUILD)/bin/roostctl
 
-.PHONY: all deps run test check unit integration e2e ops clean bench fuzz fuzz-corpus chaos docker-test
+.PHONY: all deps run test check unit integration e2e ops clean bench bench-peers fuzz fuzz-corpus chaos docker-test
 .DELETE_ON_ERROR:
 
 all: deps
@@ -185,6 +185,13 @@ $(BUILD)/bin/roost-bench: $(BENCH_SRC) $(wildcard tests/bench/*.h) $(STORE_LIB) 
 bench: deps
 	@$(MAKE) --no-print-directory $(BINS) $(BUILD)/bin/roost-bench
 	@sh tests/bench/run.sh $(BUILD)
+
+# Opt-in, never part of test or bench: the same roost-bench scenarios against
+# Prosody and ejabberd from Debian (apt-get install prosody ejabberd), each a
+# private single-node instance on a free loopback port. See tests/bench/peers.sh.
+bench-peers: deps
+	@$(MAKE) --no-print-directory $(BUILD)/bin/roost-bench
+	@sh tests/bench/peers.sh $(BUILD)
 
 # libFuzzer: the server sources and generated protobuf C compiled again
 # with clang and coverage instrumentation in their own object dir (the

@@ -24,6 +24,7 @@
 #define DRAIN_MS 10000          /* wait for in-flight messages after sending stops */
 #define SETTLE_MS 1000
 #define CLOSE_WAIT_MS 30000     /* for the nodes to drop every session */
+#define QUIET_MS 500            /* no Redis: the window a quiet server is judged over */
 
 /* ---- options ------------------------------------------------------------ */
 
@@ -225,8 +226,9 @@ static void table_print(void)
     printf(", %u source addresses, %u logins in flight, SCRAM-SHA-256 (cached salted password)%s\n",
            opt.sources, opt.inflight, opt.presence ? ", login = bind + initial presence echo" : "");
     printf("latencies in ms; CPU in us per operation (srv = nodes + redis, from /proc; cli = this "
-           "tool); rcmds = Redis commands per operation (INFO commandstats)\n"
-           "ok/fail: logins, or messages delivered/lost; dup: duplicated messages\n\n");
+           "tool); rcmds = Redis commands per operation (INFO commandstats)%s\n"
+           "ok/fail: logins, or messages delivered/lost; dup: duplicated messages\n\n",
+           opt.redis_url ? "" : "; no Redis: nodes = the server process(es) given by --node-pid");
     printf("%-30s %8s %6s %4s %7s %9s %8s %8s %8s %8s %9s %8s %8s %9s %6s  %s\n",
            "scenario", "ok", "fail", "dup", "wall_s", "ops/s", "p50", "p90", "p99", "max",
            "srvCPU", "nodes", "redis", "cliCPU", "rcmds", "notes");
@@ -267,12 +269,14 @@ static int run_until(int (*cond)(void), uint64_t ms)
 static int logins_done(void) { return ph.next >= ph.n && ph.active == 0; }
 static int all_closed(void) { return ph.open == 0; }
 
+/* Sessions the cluster holds (from its Redis), or -1 when unknown: no Redis
+ * given (a peer server measured with --no-setup), or it did not answer. */
 static long long server_sessions(void)
 {
     roost_admin_node_t *nodes;
     size_t n;
     long long sum = 0;
-    if (roost_admin_node_list(admin, &nodes, &n) < 0)
+    if (admin == NULL || roost_admin_node_list(admin, &nodes, &n) < 0)
         return -1;
     for (size_t i = 0; i < n; i++)
         if (nodes[i].alive)
@@ -287,7 +291,7 @@ static char *redis_info(const char *section)
 {
     roost_redis_url_t u;
     char *out = NULL;
-    if (roost_admin_url_parse(opt.redis_url, &u) < 0)
+    if (opt.redis_url == NULL || roost_admin_url_parse(opt.redis_url, &u) < 0)
         return NULL;
     struct timeval tv = { 2, 0 };
     redisContext *rc = redisConnectWithTimeout(u.host, u.port, tv);
@@ -391,6 +395,28 @@ static void failure_note(char *out, size_t cap)
     }
 }
 
+/* Without a session count (no Redis): waits until the server processes use
+ * under 5% of a core over QUIET_MS, i.e. have finished the logouts, or
+ * until end; 1 when they went quiet. */
+static int nodes_quiet(uint64_t end)
+{
+    uint64_t prev = 0;
+    int first = 1;
+    for (;;) {
+        uint64_t t = 0;
+        for (unsigned i = 0; i < opt.n_node_pids; i++)
+            t += proc_ticks(opt.node_pids[i]);
+        if (!first && ticks_us(t - prev) <= QUIET_MS * 1000.0 * 0.05)
+            return 1;
+        first = 0;
+        prev = t;
+        uv_update_time(loop);
+        if (uv_now(loop) >= end)
+            return 0;
+        usleep(QUIET_MS * 1000);
+    }
+}
+
 /* Closes every connection and waits for the nodes to drop their sessions,
  * so the next phase starts from an empty cluster. */
 static void phase_end(void)
@@ -404,13 +430,18 @@ static void phase_end(void)
     run_until(all_closed, 10000);
     uv_update_time(loop);
     uint64_t end = uv_now(loop) + CLOSE_WAIT_MS;
-    long long s;
-    while ((s = server_sessions()) > 0 && uv_now(loop) < end) {
-        usleep(100000);
-        uv_update_time(loop);
+    if (admin != NULL) {
+        long long s;
+        while ((s = server_sessions()) > 0 && uv_now(loop) < end) {
+            usleep(100000);
+            uv_update_time(loop);
+        }
+        if (s != 0)
+            fprintf(stderr, "roost-bench: %lld sessions still bound after the phase\n", s);
+    } else if (!nodes_quiet(end)) {
+        fprintf(stderr, "roost-bench: the server was still busy %d s after the phase\n",
+                CLOSE_WAIT_MS / 1000);
     }
-    if (s != 0)
-        fprintf(stderr, "roost-bench: %lld sessions still bound after the phase\n", s);
     if (ph.open == 0) {
         free(ph.c);
         ph.c = NULL;
@@ -481,16 +512,22 @@ static void scen_login(const scen_t *s)
         long grown = nodes_rss_growth_kb();
         long long um1 = redis_used_memory();
         long long sess = server_sessions();
+        char sess_s[40] = "";
+        if (sess >= 0)
+            snprintf(sess_s, sizeof(sess_s), " (%lld sessions)", sess);
+        char redis_s[120] = "";
+        if (opt.redis_url != NULL)
+            snprintf(redis_s, sizeof(redis_s), "redis RSS %ld -> %ld kB, used_memory %.2f kB per "
+                     "session; ", rrss0, rrss1,
+                     um0 >= 0 && um1 >= 0 ? (double)(um1 - um0) / 1024.0 / ph.ok : -1.0);
         if (n_rss < 4 && ph.ok > 0 && rss0 >= 0 && rss1 >= 0) {
             snprintf(rss_lines[n_rss++], sizeof(rss_lines[0]),
-                     "idle: %u connections on %u node(s) (%lld sessions): node RSS %ld -> %ld kB"
+                     "idle: %u connections on %u node(s)%s: node RSS %ld -> %ld kB"
                      " = %.2f kB per connection (%.2f kB counting all growth since start); "
-                     "redis RSS %ld -> %ld kB, used_memory %.2f kB per session; "
-                     "server CPU while idle %.1f ms/s",
-                     ph.ok, opt.use_ports ? opt.use_ports : opt.n_ports, sess, rss0, rss1,
+                     "%sserver CPU while idle %.1f ms/s",
+                     ph.ok, opt.use_ports ? opt.use_ports : opt.n_ports, sess_s, rss0, rss1,
                      (double)(rss1 - rss0) / ph.ok,
-                     grown >= 0 ? (double)grown / ph.ok : -1.0, rrss0, rrss1,
-                     um0 >= 0 && um1 >= 0 ? (double)(um1 - um0) / 1024.0 / ph.ok : -1.0,
+                     grown >= 0 ? (double)grown / ph.ok : -1.0, redis_s,
                      idle_s > 0 ? (ticks_us(i1.node_ticks + i1.redis_ticks - i0.node_ticks -
                                             i0.redis_ticks) / 1000.0 / idle_s) : 0.0);
             fprintf(stderr, "%s\n", rss_lines[n_rss - 1]);
@@ -532,7 +569,7 @@ static void scen_messages(const scen_t *s)
 {
     char name[64];
     unsigned n = s->n & ~1u;
-    opt.use_ports = 0;         /* partners i and i^1 sit on different nodes */
+    opt.use_ports = 0;         /* partners i and i^1 sit on different nodes, if several */
     phase_begin(n);
     logins_run();
     if (ph.ok < n)
@@ -575,8 +612,10 @@ static void scen_messages(const scen_t *s)
         r->dup = ph.dup;
         r->wall_s = ph.t_recv_last > t0 ? (double)(ph.t_recv_last - t0) / 1e9 : 0;
         r->rate = r->wall_s > 0 ? (double)ph.recvd / r->wall_s : 0;
-        snprintf(r->note, sizeof(r->note), "sent %" PRIu64 ", cross-node%s", ph.sent,
-                 ph.window ? "" : ", one-way latency");
+        /* Partners i and i^1 use ports i % n and (i^1) % n: the same one
+         * only when there is a single port. */
+        snprintf(r->note, sizeof(r->note), "sent %" PRIu64 ", %s%s", ph.sent,
+                 opt.n_ports > 1 ? "cross-node" : "one node", ph.window ? "" : ", one-way latency");
         if (ph.errors || ph.unknown) {
             size_t off = strlen(r->note);
             snprintf(r->note + off, sizeof(r->note) - off, ", %" PRIu64 " error replies, %" PRIu64
@@ -648,7 +687,10 @@ static void usage(FILE *f)
 {
     fprintf(f,
         "usage: roost-bench --redis URL --port P [--port P ...] [options] SCENARIO...\n"
-        "  --redis URL          the cluster's Redis (accounts are created there)\n"
+        "       roost-bench --no-setup --port P [--port P ...] [options] SCENARIO...\n"
+        "  --redis URL          the cluster's Redis (accounts are created there); optional\n"
+        "                       with --no-setup, e.g. for another XMPP server: no Redis\n"
+        "                       figures, and a phase ends when the server's CPU goes quiet\n"
         "  --host IP            node address (default 127.0.0.1)\n"
         "  --port P             a node's c2s port; client i uses port i %% count\n"
         "  --node-pid PID       a node process, for CPU and RSS (repeatable)\n"
@@ -658,7 +700,9 @@ static void usage(FILE *f)
         "  --inflight N         logins under way at once (default 200)\n"
         "  --phase-timeout S    hard deadline of a login phase (default 60)\n"
         "  --no-presence        login ends at bind, without initial presence\n"
-        "  --no-setup           accounts exist already\n"
+        "  --no-setup           accounts exist already (PREFIX00000.. with PASSWORD)\n"
+        "  --prefix PREFIX      account localparts are PREFIX + 5 digits (default bench)\n"
+        "  --password PASSWORD  every account's password (default bench-password)\n"
         "scenarios (run in order; salted passwords stay cached across them):\n"
         "  login:N              N logins, then all log out\n"
         "  idle:N[:S[:P]]       N logins held idle S s (default 3), on the first P ports\n"
@@ -731,6 +775,11 @@ static int parse_args(int argc, char **argv)
                 opt.host = val;
             else if (strcmp(a, "--domain") == 0)
                 opt.domain = val;
+            else if (strcmp(a, "--prefix") == 0 && val[0] != '\0' && strlen(val) < 40 &&
+                     strpbrk(val, ",=@/ ") == NULL)
+                opt.prefix = val;
+            else if (strcmp(a, "--password") == 0 && val[0] != '\0')
+                opt.password = val;
             else if (strcmp(a, "--port") == 0 && opt.n_ports < MAX_PORTS &&
                      parse_uint(val, 1, 65535, &v) == 0)
                 opt.ports[opt.n_ports++] = (int)v;
@@ -753,13 +802,13 @@ static int parse_args(int argc, char **argv)
             return -1;
         }
     }
-    return opt.redis_url && opt.n_ports > 0 && opt.n_scen > 0 ? 0 : -1;
+    return (opt.redis_url || !opt.setup) && opt.n_ports > 0 && opt.n_scen > 0 ? 0 : -1;
 }
 
 int main(int argc, char **argv)
 {
     roost_redis_url_t u;
-    char err[256];
+    char err[256] = "bad URL";
     unsigned users = 0;
 
     if (parse_args(argc, argv) < 0) {
@@ -778,8 +827,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "roost-bench: %u accounts ready in %.1f s\n", users,
                 (double)(uv_hrtime() - t) / 1e9);
     }
-    if (roost_admin_url_parse(opt.redis_url, &u) < 0 ||
-        roost_admin_connect(&u, 5000, &admin, err, sizeof(err)) < 0) {
+    memset(&u, 0, sizeof(u));
+    if (opt.redis_url != NULL && (roost_admin_url_parse(opt.redis_url, &u) < 0 ||
+                                  roost_admin_connect(&u, 5000, &admin, err, sizeof(err)) < 0)) {
         fprintf(stderr, "roost-bench: redis: %s\n", err);
         return 1;
     }
@@ -802,7 +852,8 @@ int main(int argc, char **argv)
     free(ph.lat);
     free(ph.mlat);
     free(cache);
-    roost_admin_free(admin);
+    if (admin != NULL)
+        roost_admin_free(admin);
     roost_admin_url_clear(&u);
     uv_loop_close(loop);
     return 0;
