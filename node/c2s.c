@@ -260,7 +260,8 @@ static void on_idle_tick(uv_timer_t *t)
     char buf[512];
     snprintf(buf, sizeof(buf), "<iq type='get' id='roost-ping-%u'><ping xmlns='urn:xmpp:ping'/></iq>",
              ++s->ping_seq);
-    roost_conn_write(s->conn, buf, strlen(buf));
+    /* A stanza: counted (and queued) by stream management like any other. */
+    roost_c2s_send_bytes(s, buf, strlen(buf));
     s->ping_sent = 1;
     uv_timer_start(&s->timer, on_idle_tick, (uint64_t)cfg->ping_timeout_s * 1000u, 0);
 }

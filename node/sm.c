@@ -210,8 +210,8 @@ static void on_own_push(int status, uint64_t seq, long long receivers, void *dat
     } else if (status == ROOST_ENOTFOUND && sm != NULL) {
         /* The state is gone (the session was taken over or ended). */
         sm->ended = 1;
-        if (!s->gone)
-            roost_c2s_write_raw(s, p->bytes, p->len);
+        if (!s->gone && roost_c2s_write_raw(s, p->bytes, p->len) == 0)
+            roost_sm_written(s);
     } else if (status != 0 && sm != NULL) {
         /* Redis went away with it: it may or may not be queued. Queue it
          * again when Redis is back (a duplicate beats a loss). */

@@ -225,7 +225,9 @@ class Client:
         elif e.name == "presence":
             t = e.get("type")
             if t == "subscribe" and self.on_subscribe_approve and self.conn is not None:
-                self.conn.send("<presence type='subscribed' to='%s'/>" % e.get("from"))
+                # A stanza like any other: it counts toward the server's h,
+                # so it must be numbered here too, or acks pop one too many.
+                self._send_stanza("<presence type='subscribed' to='%s'/>" % e.get("from"))
             elif t == "unavailable" and e.get("from", "") != self.full:
                 self.unavailable_from[e.get("from")] += 1
         elif e.name == "iq" and e.get("type") in ("get", "set") and self.conn is not None:

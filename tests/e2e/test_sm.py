@@ -195,6 +195,19 @@ def test_ack_of_more_than_sent_is_a_stream_error(node_factory, user):
     assert cond == "undefined-condition"
 
 
+def test_server_keepalive_ping_counts_as_a_stanza(node_factory, user):
+    """The server's XEP-0199 ping is a stanza the client counts: an ack
+    that includes it is not more than was sent."""
+    n = node_factory(env={"ROOST_LIMITS_PING_INTERVAL_S": "1",
+                          "ROOST_LIMITS_PING_TIMEOUT_S": "60"})
+    a = SmClient(n.port, user())
+    a.login(presence=False)
+    ping = a.pump(until=lambda e: e.name == "iq" and e.get("type") == "get")
+    a.c.send("<iq type='result' id='%s'/>" % ping.get("id"))
+    a.ack()
+    a.c.sync()                           # still open: no handled-count-too-high
+
+
 def test_server_requests_acks_and_trims_queue(node_factory, user, redis):
     n = node_factory()
     alice, bob = user(), user()
