@@ -181,12 +181,9 @@ static void deliver_local(roost_server_t *srv, const roost_deliver_target_t *t, 
         roost_deliver_send_to_c2s(c, bytes, len, stamp_to ? t->full : NULL);
 }
 
-/* Hands bytes to every target: local ones directly, the others in one
- * envelope per destination node (one PUBLISH carries every target there). */
-static retry_t *retry_new(roost_server_t *srv, const char *node, const roost_deliver_target_t *t,
-                          size_t n, const char *bytes, size_t len, int stamp_to,
-                          const roost_xml_t *orig, unsigned hops);
-
+/* Hands bytes to every target: those with a queue (stream management,
+ * drain grace) through it, local ones directly, the others in one envelope
+ * per destination node (one PUBLISH carries every target there). */
 void roost_deliver_targets_ex(roost_server_t *srv, roost_deliver_target_t *t, size_t n,
                               const char *bytes, size_t len, int stamp_to, const char *from,
                               const char *to, const roost_xml_t *orig, unsigned hops)
