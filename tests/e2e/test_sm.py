@@ -461,7 +461,7 @@ def test_drain_grace_keeps_non_sm_session(node_factory, user, redis):
     assert no_unavailable(b, a2.jid)
 
 
-def test_roostctl_node_drain_is_not_needed_for_readiness_flag(node_factory, user, redis):
+def test_drain_envelope_starts_a_drain(node_factory, user, redis):
     """A DRAIN envelope on the node's channel starts the same drain."""
     n = node_factory()
     c = login(n.port, user())
